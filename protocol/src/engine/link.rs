@@ -1,0 +1,429 @@
+//! One link's replication state: the hello exchange, walking the journal for
+//! the peer with a bounded window of batches in flight, and applying the
+//! peer's batches behind this node's checkpoint of its journal.
+//!
+//! The engine tolerates a transport that loses, duplicates, reorders or
+//! delays frames (the simulator does all four; QUIC does none of them within
+//! a connection): batches say which journal range they cover, a receiver
+//! applies only a batch that starts at or before its checkpoint, answers a
+//! gap with a nack, and a sender with no ack progress for `rto_ms` goes back
+//! to the last ack.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Engine, EngineConfig, Event, LinkError, Transmit};
+use crate::kv::{Kv, StoreError};
+use crate::node_id::NodeId;
+use crate::record::{Body, Record};
+use crate::routing::{authorize, sends_to, RejectReason};
+use crate::store::{self, checkpoint_key};
+use crate::wire::{Ack, Batch, Frame, FrameV1, Hello, Nack, CAPABILITIES, PROTOCOL_VERSION};
+
+/// Counters per neighbour, kept across reconnects for metrics and status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkStats {
+    pub connects: u64,
+    pub batches_sent: u64,
+    pub records_sent: u64,
+    pub batches_applied: u64,
+    pub records_applied: u64,
+    pub refused: u64,
+    pub rewinds: u64,
+    pub nacks_sent: u64,
+    /// Highest ack from the peer: how far it holds this node's journal.
+    pub acked: u64,
+    /// This node's checkpoint of the peer's journal.
+    pub checkpoint: u64,
+    /// Last time (Unix ms) a frame arrived from the peer.
+    pub last_contact: Option<u64>,
+}
+
+pub(super) struct Link {
+    /// We have the peer's hello: we know where to resume sending.
+    pub(super) peer_hello: bool,
+    /// The peer has shown it has our hello.
+    they_saw_ours: bool,
+    hello_sent_at: u64,
+    /// Through of the last batch sent (the next batch's `from`).
+    sent_through: u64,
+    /// How far the journal has been walked for this peer.
+    scan_pos: u64,
+    acked: u64,
+    in_flight: std::collections::VecDeque<u64>,
+    last_progress_at: u64,
+    last_sent_at: u64,
+    last_rewind: Option<(u64, u64)>,
+    /// This node's checkpoint of the peer's journal (as written).
+    checkpoint: u64,
+}
+
+impl Link {
+    pub(super) fn next_timeout(&self, cfg: &EngineConfig) -> Option<u64> {
+        let mut t = Vec::with_capacity(3);
+        if !self.they_saw_ours {
+            t.push(self.hello_sent_at + cfg.hello_retry_ms);
+        }
+        if !self.in_flight.is_empty() {
+            t.push(self.last_progress_at + cfg.rto_ms);
+        } else if self.peer_hello && self.scan_pos > self.sent_through {
+            t.push(self.last_sent_at + cfg.progress_idle_ms);
+        }
+        t.into_iter().min()
+    }
+}
+
+/// A cheap upper-ish estimate of a record's encoded size, to cap batches
+/// without encoding twice.
+fn approx_size(r: &Record) -> usize {
+    let s = |x: &str| x.len() + 2;
+    let o = |x: &Option<String>| x.as_deref().map(s).unwrap_or(1);
+    64 + r.id.as_str().len()
+        + r.origin.as_str().len()
+        + match &r.body {
+            Body::Posting(p) => {
+                s(&p.title) + s(&p.employer) + s(&p.category) + o(&p.wage) + o(&p.location) + 12 + p.audience.as_str().len()
+            }
+            Body::Fill(f) => f.posting_id.as_str().len() + f.posting_origin.as_str().len() + f.audience.as_str().len(),
+            Body::Worker(w) => s(&w.name) + o(&w.phone) + w.skills.iter().map(|x| s(x)).sum::<usize>(),
+            Body::Placement(l) => {
+                l.worker_id.as_str().len() * 2 + l.posting_id.as_str().len() * 2 + s(&l.category)
+            }
+            Body::Summary(m) => {
+                let f = &m.figures;
+                (f.by_category.keys().map(|k| k.len() + 40).sum::<usize>())
+                    + (f.by_work_type.len() + f.by_key_group.len() + f.daily.len()) * 48
+                    + 128
+            }
+        }
+}
+
+impl<K: Kv> Engine<K> {
+    fn hello(&self, peer: &NodeId, seen_yours: bool) -> Result<Transmit, StoreError> {
+        Ok(Transmit {
+            peer: peer.clone(),
+            frame: Frame::V1(FrameV1::Hello(Hello {
+                protocol: PROTOCOL_VERSION,
+                capabilities: CAPABILITIES,
+                node_id: self.me.clone(),
+                resume_after: store::checkpoint(&self.kv, peer)?,
+                seen_yours,
+            })),
+        })
+    }
+
+    /// A connection to `peer` opened. `peer` must be this node's parent or a
+    /// direct child (the transport checked its certificate).
+    pub fn link_up(&mut self, peer: &NodeId, now: u64) -> Result<(), LinkError> {
+        self.now = self.now.max(now);
+        if self.parent.as_ref() != Some(peer) && !self.me.is_parent_of(peer) {
+            return Err(LinkError::NotANeighbour(RejectReason::NotANeighbour {
+                peer: peer.clone(),
+                me: self.me.clone(),
+            }));
+        }
+        self.drop_link_frames(peer);
+        let checkpoint = store::checkpoint(&self.kv, peer)?;
+        let stats = self.stats.entry(peer.clone()).or_default();
+        stats.connects += 1;
+        stats.checkpoint = checkpoint;
+        self.links.insert(
+            peer.clone(),
+            Link {
+                peer_hello: false,
+                they_saw_ours: false,
+                hello_sent_at: self.now,
+                sent_through: 0,
+                scan_pos: 0,
+                acked: 0,
+                in_flight: Default::default(),
+                last_progress_at: self.now,
+                last_sent_at: self.now,
+                last_rewind: None,
+                checkpoint,
+            },
+        );
+        let hello = self.hello(peer, false)?;
+        self.transmits.push_back(hello);
+        Ok(())
+    }
+
+    /// The connection to `peer` closed; frames queued for it are dropped.
+    pub fn link_down(&mut self, peer: &NodeId) {
+        self.links.remove(peer);
+        self.drop_link_frames(peer);
+    }
+
+    fn drop_link_frames(&mut self, peer: &NodeId) {
+        self.transmits.retain(|t| &t.peer != peer);
+        self.held_acks.retain(|(_, t)| &t.peer != peer);
+    }
+
+    /// A frame arrived from `peer`. An error means: close the link, giving
+    /// the error as the reason; nothing of the offending frame was stored.
+    pub fn handle_frame(&mut self, peer: &NodeId, frame: Frame, now: u64) -> Result<(), LinkError> {
+        self.now = self.now.max(now);
+        if !self.links.contains_key(peer) {
+            return Err(LinkError::NoLink(peer.clone()));
+        }
+        if let Some(s) = self.stats.get_mut(peer) {
+            s.last_contact = Some(self.now);
+        }
+        let Frame::V1(frame) = frame;
+        match frame {
+            FrameV1::Hello(h) => self.on_hello(peer, h),
+            FrameV1::Batch(b) => self.on_batch(peer, b),
+            FrameV1::Ack(a) => self.on_ack(peer, a).map_err(LinkError::from),
+            FrameV1::Nack(n) => self.on_nack(peer, n).map_err(LinkError::from),
+        }
+    }
+
+    fn on_hello(&mut self, peer: &NodeId, h: Hello) -> Result<(), LinkError> {
+        if h.protocol != PROTOCOL_VERSION {
+            return Err(LinkError::Version { theirs: h.protocol, ours: PROTOCOL_VERSION });
+        }
+        if &h.node_id != peer {
+            return Err(LinkError::IdMismatch { claimed: h.node_id, peer: peer.clone() });
+        }
+        let durable_seq = self.durable_seq;
+        let last_seq = self.last_seq;
+        let link = self.links.get_mut(peer).ok_or_else(|| LinkError::NoLink(peer.clone()))?;
+        if h.seen_yours {
+            link.they_saw_ours = true;
+        }
+        let mut reply = !h.seen_yours;
+        if !link.peer_hello {
+            link.peer_hello = true;
+            let mut resume = h.resume_after;
+            if resume > durable_seq {
+                // The peer holds more of our journal than we have: our store
+                // went back in time. Send everything again; merge is idempotent.
+                self.events.push_back(super::Event::JournalBehindPeer {
+                    peer: peer.clone(),
+                    peer_checkpoint: resume,
+                    last_seq,
+                });
+                resume = 0;
+            }
+            link.sent_through = resume;
+            link.scan_pos = resume;
+            link.acked = resume;
+            link.last_sent_at = self.now;
+            if let Some(s) = self.stats.get_mut(peer) {
+                s.acked = resume;
+            }
+            self.events.push_back(Event::LinkReady { peer: peer.clone(), resume_after: resume });
+            reply = true;
+        }
+        if reply {
+            let hello = self.hello(peer, true)?;
+            self.transmits.push_back(hello);
+        }
+        self.pump(peer)?;
+        Ok(())
+    }
+
+    fn on_batch(&mut self, peer: &NodeId, b: Batch) -> Result<(), LinkError> {
+        let cp = self.links.get(peer).map(|l| l.checkpoint).unwrap_or(0);
+        if b.from > cp {
+            // A gap: an earlier batch was lost or is late. Ask for a resend.
+            if let Some(s) = self.stats.get_mut(peer) {
+                s.nacks_sent += 1;
+            }
+            self.transmits.push_back(Transmit {
+                peer: peer.clone(),
+                frame: Frame::V1(FrameV1::Nack(Nack { have: cp })),
+            });
+            return Ok(());
+        }
+        if b.through <= cp {
+            // A duplicate: acknowledge again what we hold.
+            self.hold_ack(peer, cp);
+            return Ok(());
+        }
+        for r in &b.records {
+            if let Err(reason) = authorize(&self.me, peer, r) {
+                if let Some(s) = self.stats.get_mut(peer) {
+                    s.refused += 1;
+                }
+                self.events.push_back(Event::Refused { peer: peer.clone(), reason: reason.clone() });
+                return Err(LinkError::Refused(reason));
+            }
+        }
+        let count = b.records.len();
+        let finished = {
+            let mut a = store::Applier::new(&self.kv, self.last_seq);
+            for r in b.records {
+                a.merge(r)?;
+            }
+            a.put(checkpoint_key(peer), b.through.to_be_bytes().to_vec());
+            a.finish()
+        };
+        let changes = self.commit(finished)?;
+        if let Some(l) = self.links.get_mut(peer) {
+            l.checkpoint = b.through;
+        }
+        if let Some(s) = self.stats.get_mut(peer) {
+            s.batches_applied += 1;
+            s.records_applied += count as u64;
+            s.checkpoint = b.through;
+        }
+        self.events.push_back(Event::Applied { peer: peer.clone(), records: count, changed: changes.len(), through: b.through });
+        self.hold_ack(peer, b.through);
+        Ok(())
+    }
+
+    /// Queue an ack that leaves only once everything written so far is durable.
+    fn hold_ack(&mut self, peer: &NodeId, through: u64) {
+        let t = Transmit { peer: peer.clone(), frame: Frame::V1(FrameV1::Ack(Ack { through })) };
+        if self.write_gen <= self.durable_gen {
+            self.transmits.push_back(t);
+        } else {
+            self.held_acks.push_back((self.write_gen, t));
+        }
+    }
+
+    fn on_ack(&mut self, peer: &NodeId, a: Ack) -> Result<(), StoreError> {
+        let now = self.now;
+        let durable_seq = self.durable_seq;
+        let Some(link) = self.links.get_mut(peer) else { return Ok(()) };
+        link.they_saw_ours = true;
+        if a.through <= link.acked || a.through > durable_seq {
+            return Ok(());
+        }
+        link.acked = a.through;
+        link.last_progress_at = now;
+        while link.in_flight.front().is_some_and(|t| *t <= a.through) {
+            link.in_flight.pop_front();
+        }
+        if a.through > link.sent_through {
+            // An ack from before a rewind: the peer holds more than we resent.
+            link.sent_through = a.through;
+            link.scan_pos = link.scan_pos.max(a.through);
+            link.in_flight.clear();
+        }
+        if let Some(s) = self.stats.get_mut(peer) {
+            s.acked = a.through;
+        }
+        self.pump(peer)
+    }
+
+    fn on_nack(&mut self, peer: &NodeId, n: Nack) -> Result<(), StoreError> {
+        let now = self.now;
+        let rto = self.cfg.rto_ms;
+        let Some(link) = self.links.get_mut(peer) else { return Ok(()) };
+        link.they_saw_ours = true;
+        if n.have < link.acked || n.have >= link.sent_through {
+            return Ok(());
+        }
+        // Several nacks follow one loss (one per later batch): go back once.
+        if let Some((have, at)) = link.last_rewind {
+            if have == n.have && now < at + rto {
+                return Ok(());
+            }
+        }
+        link.last_rewind = Some((n.have, now));
+        link.sent_through = n.have;
+        link.scan_pos = n.have;
+        link.in_flight.clear();
+        link.last_progress_at = now;
+        if let Some(s) = self.stats.get_mut(peer) {
+            s.rewinds += 1;
+        }
+        self.pump(peer)
+    }
+
+    pub(super) fn link_timeout(&mut self, peer: &NodeId, now: u64) -> Result<(), StoreError> {
+        let cfg = self.cfg.clone();
+        let Some(link) = self.links.get(peer) else { return Ok(()) };
+        if !link.they_saw_ours && now >= link.hello_sent_at + cfg.hello_retry_ms {
+            let hello = self.hello(peer, link.peer_hello)?;
+            self.transmits.push_back(hello);
+            if let Some(l) = self.links.get_mut(peer) {
+                l.hello_sent_at = now;
+            }
+        }
+        let Some(link) = self.links.get_mut(peer) else { return Ok(()) };
+        if !link.in_flight.is_empty() && now >= link.last_progress_at + cfg.rto_ms {
+            link.sent_through = link.acked;
+            link.scan_pos = link.acked;
+            link.in_flight.clear();
+            link.last_progress_at = now;
+            if let Some(s) = self.stats.get_mut(peer) {
+                s.rewinds += 1;
+            }
+        }
+        self.pump(peer)?;
+        let Some(link) = self.links.get_mut(peer) else { return Ok(()) };
+        if link.peer_hello
+            && link.in_flight.is_empty()
+            && link.scan_pos > link.sent_through
+            && now >= link.last_sent_at + cfg.progress_idle_ms
+        {
+            self.send_batch(peer, Vec::new())?;
+        }
+        Ok(())
+    }
+
+    /// Walk the durable journal for `peer` and send what the routing rule
+    /// gives it, keeping at most `window` batches in flight.
+    pub(super) fn pump(&mut self, peer: &NodeId) -> Result<(), StoreError> {
+        loop {
+            let Some(link) = self.links.get(peer) else { return Ok(()) };
+            if !link.peer_hello || link.in_flight.len() >= self.cfg.window || link.scan_pos >= self.durable_seq {
+                return Ok(());
+            }
+            let start = link.scan_pos;
+            let entries = store::journal_range(&self.kv, start, self.durable_seq, self.cfg.scan_limit)?;
+            let mut records = Vec::new();
+            let mut bytes = 0;
+            let mut end = start;
+            let mut full = false;
+            for (seq, entry) in &entries {
+                end = *seq;
+                if sends_to(&entry.route, &self.me, peer) {
+                    let stored = self.kv.get(&entry.key)?.ok_or_else(|| StoreError::Corrupt {
+                        key: String::from_utf8_lossy(&entry.key).into_owned(),
+                        problem: format!("journal entry {seq} names a record that is not stored"),
+                    })?;
+                    let stored: store::StoredRecord = store::decode(&entry.key, &stored)?;
+                    bytes += approx_size(&stored.record);
+                    records.push(stored.record);
+                    if records.len() >= self.cfg.batch_records || bytes >= self.cfg.batch_bytes {
+                        full = true;
+                        break;
+                    }
+                }
+            }
+            if !full && entries.len() < self.cfg.scan_limit {
+                // Everything up to the durable end was read (later versions
+                // removed their older entries, leaving holes).
+                end = self.durable_seq;
+            }
+            let Some(link) = self.links.get_mut(peer) else { return Ok(()) };
+            link.scan_pos = end;
+            let skipped = end - link.sent_through;
+            if records.is_empty() && skipped < self.cfg.progress_every {
+                continue;
+            }
+            self.send_batch(peer, records)?;
+        }
+    }
+
+    fn send_batch(&mut self, peer: &NodeId, records: Vec<Record>) -> Result<(), StoreError> {
+        let now = self.now;
+        let Some(link) = self.links.get_mut(peer) else { return Ok(()) };
+        let batch = Batch { from: link.sent_through, through: link.scan_pos, records };
+        if link.in_flight.is_empty() {
+            link.last_progress_at = now;
+        }
+        link.sent_through = link.scan_pos;
+        link.in_flight.push_back(link.scan_pos);
+        link.last_sent_at = now;
+        if let Some(s) = self.stats.get_mut(peer) {
+            s.batches_sent += 1;
+            s.records_sent += batch.records.len() as u64;
+        }
+        self.transmits.push_back(Transmit { peer: peer.clone(), frame: Frame::V1(FrameV1::Batch(batch)) });
+        Ok(())
+    }
+}

@@ -1,0 +1,397 @@
+//! The sync engine: one per node, sans-IO in the manner of quinn-proto.
+//!
+//! The engine owns the node's store handle and the state of every link, and
+//! never does IO of its own: no sockets, no clock, no disk flush. Its driver
+//! (the node's tokio tasks, or the simulator) calls, in any order:
+//!
+//! - [`Engine::link_up`] / [`Engine::link_down`] when a connection to the
+//!   parent or a child opens or closes;
+//! - [`Engine::handle_frame`] for every frame received on a link;
+//! - [`Engine::handle_timeout`] when [`Engine::poll_timeout`]'s instant has come;
+//! - the local writes in [`local`] for the API;
+//! - [`Engine::begin_flush`], then makes the store durable, then
+//!   [`Engine::flushed`]: only then are acks released and new journal
+//!   entries forwarded, so nothing leaves a node before it is durable there;
+//!
+//! and after each call drains [`Engine::poll_transmit`] and
+//! [`Engine::poll_event`]. Time is Unix milliseconds given by the caller.
+//!
+//! Architecture invariant: nothing that is not durable on this node is ever
+//! acknowledged to a peer or sent to one.
+
+mod link;
+pub mod local;
+mod own;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::figures::Figures;
+use crate::kv::{Kv, StoreError};
+use crate::node_id::NodeId;
+use crate::record::RecordId;
+use crate::routing::RejectReason;
+use crate::store::{self, u64_value, Change, META_COUNTER, META_FORMAT, META_NODE, META_SEQ, STORE_FORMAT};
+use crate::wire::Frame;
+
+pub use link::LinkStats;
+
+/// Tunables, with limits on everything that grows.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Most records in one batch.
+    pub batch_records: usize,
+    /// Approximate bytes in one batch.
+    pub batch_bytes: usize,
+    /// Batches in flight (sent, not acknowledged) per link.
+    pub window: usize,
+    /// Journal entries read per scan step.
+    pub scan_limit: usize,
+    /// Resend from the last ack when no ack arrives for this long.
+    pub rto_ms: u64,
+    /// Repeat the hello until the peer shows it has ours.
+    pub hello_retry_ms: u64,
+    /// Send a progress-only batch after this many filtered-out entries...
+    pub progress_every: u64,
+    /// ...or after the link has been idle this long with progress pending.
+    pub progress_idle_ms: u64,
+    /// Republish the summary at most this often when figures change...
+    pub summary_min_interval_ms: u64,
+    /// ...and at least this often when they do not.
+    pub summary_max_interval_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            batch_records: 512,
+            batch_bytes: 1 << 20,
+            window: 8,
+            scan_limit: 8192,
+            rto_ms: 10_000,
+            hello_retry_ms: 3_000,
+            progress_every: 4096,
+            progress_idle_ms: 5_000,
+            summary_min_interval_ms: 1_000,
+            summary_max_interval_ms: 30_000,
+        }
+    }
+}
+
+/// A frame to send to a neighbour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub peer: NodeId,
+    pub frame: Frame,
+}
+
+/// Something the driver may want to log or count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Both hellos exchanged: the link replicates.
+    LinkReady { peer: NodeId, resume_after: u64 },
+    /// A batch was refused whole; the driver must close the link.
+    Refused { peer: NodeId, reason: RejectReason },
+    /// A peer resumed beyond this node's journal: this node's store went
+    /// back in time (restored from a backup); replication restarts from 0.
+    JournalBehindPeer { peer: NodeId, peer_checkpoint: u64, last_seq: u64 },
+    /// Same id and version, different body.
+    Conflict { id: RecordId, version: u64 },
+    /// A batch from `peer` was applied (not yet durable).
+    Applied { peer: NodeId, records: usize, changed: usize, through: u64 },
+}
+
+/// Why a link must be closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// The batch broke the authorization rule or carried a malformed record.
+    #[error("refused: {0}")]
+    Refused(RejectReason),
+    /// The peer speaks another protocol version.
+    #[error("peer speaks protocol {theirs}, this node {ours}")]
+    Version { theirs: u32, ours: u32 },
+    /// The hello claims another id than the certificate carries.
+    #[error("hello claims {claimed} but the link is to {peer}")]
+    IdMismatch { claimed: NodeId, peer: NodeId },
+    /// A frame on a link that is not up.
+    #[error("no link to {0}")]
+    NoLink(NodeId),
+    /// The peer is neither parent nor child.
+    #[error("{0}")]
+    NotANeighbour(RejectReason),
+    /// The store failed; the link is closed so the peer resends later.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// A flush in progress: what becomes durable when it completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushTicket {
+    gen: u64,
+    seq: u64,
+}
+
+/// The sync engine of one node. See the module docs for the call order.
+pub struct Engine<K: Kv> {
+    me: NodeId,
+    parent: Option<NodeId>,
+    cfg: EngineConfig,
+    kv: K,
+    last_seq: u64,
+    durable_seq: u64,
+    write_gen: u64,
+    durable_gen: u64,
+    counter: u64,
+    links: BTreeMap<NodeId, link::Link>,
+    stats: BTreeMap<NodeId, LinkStats>,
+    transmits: VecDeque<Transmit>,
+    held_acks: VecDeque<(u64, Transmit)>,
+    events: VecDeque<Event>,
+    figures: Figures,
+    summary_dirty: bool,
+    last_summary_at: Option<u64>,
+    now: u64,
+}
+
+impl<K: Kv> Engine<K> {
+    /// Open the engine over a store, creating the store's metadata if new.
+    /// Everything in the store at open is taken as durable.
+    pub fn open(me: NodeId, kv: K, cfg: EngineConfig, now: u64) -> Result<Self, StoreError> {
+        let mut kv = kv;
+        let format = u64_value(META_FORMAT, kv.get(META_FORMAT)?)?;
+        if format > STORE_FORMAT {
+            return Err(StoreError::Incompatible(format!(
+                "the store has format {format}, newer than this build's {STORE_FORMAT}: run a newer jobmesh"
+            )));
+        }
+        match kv.get(META_NODE)? {
+            Some(held) if held != me.as_str().as_bytes() => {
+                return Err(StoreError::Incompatible(format!(
+                    "the store belongs to node {}, not {me}",
+                    String::from_utf8_lossy(&held)
+                )))
+            }
+            Some(_) => {}
+            None => {
+                let mut b = crate::kv::WriteBatch::default();
+                b.put(META_FORMAT.to_vec(), STORE_FORMAT.to_be_bytes().to_vec());
+                b.put(META_NODE.to_vec(), me.as_str().as_bytes().to_vec());
+                kv.write(b)?;
+            }
+        }
+        let last_seq = u64_value(META_SEQ, kv.get(META_SEQ)?)?;
+        let counter = u64_value(META_COUNTER, kv.get(META_COUNTER)?)?;
+        let figures = own::scan_figures(&kv, &me)?;
+        let last_summary_at = store::get_record(&kv, &RecordId::summary(&me))?.and_then(|s| match s.record.body {
+            crate::record::Body::Summary(s) => Some(s.generated_at),
+            _ => None,
+        });
+        Ok(Engine {
+            parent: me.parent(),
+            me,
+            cfg,
+            kv,
+            last_seq,
+            durable_seq: last_seq,
+            write_gen: 1,
+            durable_gen: 0,
+            counter,
+            links: BTreeMap::new(),
+            stats: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            held_acks: VecDeque::new(),
+            events: VecDeque::new(),
+            figures,
+            summary_dirty: true,
+            last_summary_at,
+            now,
+        })
+    }
+
+    pub fn node_id(&self) -> &NodeId {
+        &self.me
+    }
+
+    pub fn parent(&self) -> Option<&NodeId> {
+        self.parent.as_ref()
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Read access to the store.
+    pub fn kv(&self) -> &K {
+        &self.kv
+    }
+
+    /// Give the store back (the simulator uses this to model a crash).
+    pub fn into_kv(self) -> K {
+        self.kv
+    }
+
+    /// This node's own figures as they stand now.
+    pub fn figures(&self) -> &Figures {
+        &self.figures
+    }
+
+    /// Last journal sequence written (durable or not).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Last journal sequence known durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq
+    }
+
+    /// Writes since the last completed flush exist.
+    pub fn needs_flush(&self) -> bool {
+        self.write_gen > self.durable_gen
+    }
+
+    /// Generation of the last write; a write is durable once
+    /// [`Engine::durable_gen`] reaches it.
+    pub fn write_gen(&self) -> u64 {
+        self.write_gen
+    }
+
+    pub fn durable_gen(&self) -> u64 {
+        self.durable_gen
+    }
+
+    /// Call just before flushing the store; pass the ticket to
+    /// [`Engine::flushed`] once the flush has completed.
+    pub fn begin_flush(&self) -> FlushTicket {
+        FlushTicket { gen: self.write_gen, seq: self.last_seq }
+    }
+
+    /// Everything written before `ticket` was taken is now durable: release
+    /// the acks it covers and forward the journal entries it made durable.
+    pub fn flushed(&mut self, ticket: FlushTicket, now: u64) {
+        self.now = self.now.max(now);
+        self.durable_gen = self.durable_gen.max(ticket.gen);
+        self.durable_seq = self.durable_seq.max(ticket.seq);
+        while self.held_acks.front().is_some_and(|(g, _)| *g <= self.durable_gen) {
+            if let Some((_, t)) = self.held_acks.pop_front() {
+                self.transmits.push_back(t);
+            }
+        }
+        let peers: Vec<NodeId> = self.links.keys().cloned().collect();
+        for peer in peers {
+            if let Err(e) = self.pump(&peer) {
+                self.store_failed(&peer, e);
+            }
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let summary = match self.last_summary_at {
+            None => self.now,
+            Some(t) if self.summary_dirty => t + self.cfg.summary_min_interval_ms,
+            Some(t) => t + self.cfg.summary_max_interval_ms,
+        };
+        self.links.values().filter_map(|l| l.next_timeout(&self.cfg)).chain([summary]).min()
+    }
+
+    /// Timers: summary republication, hello retries, retransmission.
+    pub fn handle_timeout(&mut self, now: u64) -> Result<(), StoreError> {
+        self.now = self.now.max(now);
+        let now = self.now;
+        let due = match self.last_summary_at {
+            None => true,
+            Some(t) if self.summary_dirty => now >= t + self.cfg.summary_min_interval_ms,
+            Some(t) => now >= t + self.cfg.summary_max_interval_ms,
+        };
+        if due {
+            self.publish_summary(now)?;
+        }
+        let peers: Vec<NodeId> = self.links.keys().cloned().collect();
+        for peer in peers {
+            if let Err(e) = self.link_timeout(&peer, now) {
+                self.store_failed(&peer, e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Per-link counters, including links that are down.
+    pub fn link_stats(&self) -> &BTreeMap<NodeId, LinkStats> {
+        &self.stats
+    }
+
+    /// Is the link to `peer` up and past its hello?
+    pub fn is_ready(&self, peer: &NodeId) -> bool {
+        self.links.get(peer).is_some_and(|l| l.peer_hello)
+    }
+
+    /// Journal entries this node still has to deliver to `peer`, counted up
+    /// to `cap` (from the last ack seen from it, even if the link is down).
+    pub fn backlog(&self, peer: &NodeId, cap: usize) -> Result<u64, StoreError> {
+        let acked = self.stats.get(peer).map(|s| s.acked).unwrap_or(0);
+        let entries = store::journal_range(&self.kv, acked, self.last_seq, cap)?;
+        Ok(entries.iter().filter(|(_, e)| crate::routing::sends_to(&e.route, &self.me, peer)).count() as u64)
+    }
+
+    fn store_failed(&mut self, peer: &NodeId, e: StoreError) {
+        // A store error on one link's path closes only that link; the peer
+        // reconnects and resumes from its checkpoint.
+        self.links.remove(peer);
+        self.events.push_back(Event::Refused {
+            peer: peer.clone(),
+            reason: RejectReason::Malformed { peer: peer.clone(), problem: format!("local store error: {e}") },
+        });
+    }
+
+    /// Write a batch built by an [`store::Applier`], keeping figures in step.
+    fn commit(&mut self, finished: store::Finished) -> Result<Vec<Change>, StoreError> {
+        let store::Finished { batch, changes, conflicts, last_seq } = finished;
+        for (id, version) in conflicts {
+            self.events.push_back(Event::Conflict { id, version });
+        }
+        let touched = own::touched(&self.me, &changes);
+        let before = own::contribution(&self.kv, &touched)?;
+        if !batch.is_empty() {
+            self.kv.write(batch)?;
+            self.write_gen += 1;
+        }
+        self.last_seq = self.last_seq.max(last_seq);
+        if !touched.is_empty() {
+            let after = own::contribution(&self.kv, &touched)?;
+            self.figures.add(&before, -1);
+            self.figures.add(&after, 1);
+            self.summary_dirty = true;
+        }
+        Ok(changes)
+    }
+
+    fn publish_summary(&mut self, now: u64) -> Result<(), StoreError> {
+        let id = RecordId::summary(&self.me);
+        let held = store::get_record(&self.kv, &id)?;
+        let version = held.map(|h| h.record.version).unwrap_or(0) + 1;
+        let rec = crate::record::Record {
+            id,
+            origin: self.me.clone(),
+            version,
+            body: crate::record::Body::Summary(crate::record::Summary {
+                generated_at: now,
+                figures: self.figures.for_publication(now),
+            }),
+        };
+        let mut a = store::Applier::new(&self.kv, self.last_seq);
+        a.merge(rec)?;
+        let finished = a.finish();
+        self.commit(finished)?;
+        self.summary_dirty = false;
+        self.last_summary_at = Some(now);
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! Wire frames and their codec.
+//!
+//! A frame on a link's stream is a 4-byte big-endian length followed by that
+//! many bytes of bincode 2 (standard configuration). The length is checked
+//! against [`MAX_FRAME_BYTES`] before anything is allocated, and bincode is
+//! given the same limit so that a hostile collection length inside the frame
+//! cannot allocate either. A frame that fails to decode closes its link; it
+//! never touches the store.
+//!
+//! Versioning: [`Frame`] is an enum of protocol versions. A message that has
+//! shipped never gains a field; new capabilities are new variants (or a
+//! `V2`), offered only to peers whose [`Hello`] advertised them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::node_id::NodeId;
+use crate::record::Record;
+
+/// QUIC application protocol name.
+pub const ALPN: &[u8] = b"jobmesh/1";
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Capability bits this build offers in its hello (none defined yet).
+pub const CAPABILITIES: u64 = 0;
+/// Largest frame body accepted, in bytes.
+pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+/// Most records in one batch.
+pub const MAX_BATCH_RECORDS: usize = 2048;
+/// Bytes of the length prefix.
+pub const LEN_PREFIX: usize = 4;
+
+/// Every frame, by protocol version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    V1(FrameV1),
+}
+
+/// Frames of protocol version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FrameV1 {
+    /// First frame each side sends on a new link (and repeats until it knows
+    /// the peer has it).
+    Hello(Hello),
+    /// Records from the sender's journal in `(from, through]`.
+    Batch(Batch),
+    /// The receiver has durably applied the sender's journal through here.
+    Ack(Ack),
+    /// The receiver saw a gap: it holds the sender's journal only through
+    /// `have`; resend from there.
+    Nack(Nack),
+}
+
+/// Opening of a link: who the sender says it is, and where it wants the
+/// peer's journal resumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    pub capabilities: u64,
+    /// Claimed id; the transport checks it against the certificate.
+    pub node_id: NodeId,
+    /// The receiver's durable checkpoint of the peer's journal: "send me
+    /// yours after this sequence".
+    pub resume_after: u64,
+    /// True when the sender has already received the peer's hello on this
+    /// link, so the peer may stop repeating its own.
+    pub seen_yours: bool,
+}
+
+/// A run of the sender's journal. `from` is the `through` of the previous
+/// batch on this link (the receiver must hold at least that much), `through`
+/// the last journal sequence this batch covers, including entries that the
+/// routing rule filtered out for this receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub from: u64,
+    pub through: u64,
+    pub records: Vec<Record>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub through: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nack {
+    pub have: u64,
+}
+
+/// Why bytes are not a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The length prefix exceeds [`MAX_FRAME_BYTES`].
+    #[error("frame of {len} bytes exceeds the limit of {MAX_FRAME_BYTES}")]
+    TooLarge { len: usize },
+    /// The length prefix is zero.
+    #[error("empty frame")]
+    Empty,
+    /// bincode could not decode the body.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// The body decoded but bytes were left over.
+    #[error("frame has {0} trailing bytes")]
+    Trailing(usize),
+    /// The frame decoded but breaks a limit or an invariant.
+    #[error("invalid frame: {0}")]
+    Invalid(String),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_FRAME_BYTES>()
+}
+
+impl Frame {
+    /// Invariants a decoder checks beyond the encoding.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        match self {
+            Frame::V1(FrameV1::Batch(b)) => {
+                if b.records.len() > MAX_BATCH_RECORDS {
+                    return Err(DecodeError::Invalid(format!(
+                        "batch of {} records exceeds {MAX_BATCH_RECORDS}",
+                        b.records.len()
+                    )));
+                }
+                if b.from > b.through {
+                    return Err(DecodeError::Invalid(format!("batch from {} > through {}", b.from, b.through)));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Encode a frame with its length prefix.
+pub fn encode_frame(frame: &Frame) -> Vec<u8> {
+    let mut out = vec![0u8; LEN_PREFIX];
+    bincode::serde::encode_into_std_write(frame, &mut out, bincode::config::standard())
+        .unwrap_or_else(|e| unreachable!("encoding into a Vec cannot fail: {e}"));
+    let len = (out.len() - LEN_PREFIX) as u32;
+    out[..LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+/// Check a length prefix before reading the body it announces.
+pub fn check_len(prefix: [u8; LEN_PREFIX]) -> Result<usize, DecodeError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len == 0 {
+        return Err(DecodeError::Empty);
+    }
+    if len > MAX_FRAME_BYTES {
+        return Err(DecodeError::TooLarge { len });
+    }
+    Ok(len)
+}
+
+/// Decode a frame body (without its prefix).
+pub fn decode_body(body: &[u8]) -> Result<Frame, DecodeError> {
+    if body.len() > MAX_FRAME_BYTES {
+        return Err(DecodeError::TooLarge { len: body.len() });
+    }
+    let (frame, used): (Frame, usize) =
+        bincode::serde::decode_from_slice(body, config()).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if used != body.len() {
+        return Err(DecodeError::Trailing(body.len() - used));
+    }
+    frame.validate()?;
+    Ok(frame)
+}
+
+/// Splits a byte stream into frames (for transports that deliver bytes).
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole frame, `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
+        if self.buf.len() < LEN_PREFIX {
+            return Ok(None);
+        }
+        let len = check_len(self.buf[..LEN_PREFIX].try_into().unwrap_or([0; LEN_PREFIX]))?;
+        if self.buf.len() < LEN_PREFIX + len {
+            return Ok(None);
+        }
+        let frame = decode_body(&self.buf[LEN_PREFIX..LEN_PREFIX + len]);
+        self.buf.drain(..LEN_PREFIX + len);
+        frame.map(Some)
+    }
+}
