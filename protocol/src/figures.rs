@@ -99,11 +99,7 @@ macro_rules! add_fields {
     ($dst:expr, $src:expr, $sign:expr, $($f:ident),*) => {{ $( $dst.$f += $sign * $src.$f; )* }};
 }
 
-fn add_entry<K: Ord + Clone, V: Default + PartialEq + Copy>(
-    map: &mut BTreeMap<K, V>,
-    key: &K,
-    f: impl FnOnce(&mut V),
-) {
+fn add_entry<K: Ord + Clone, V: Default + PartialEq + Copy>(map: &mut BTreeMap<K, V>, key: &K, f: impl FnOnce(&mut V)) {
     let v = map.entry(key.clone()).or_default();
     f(v);
     if *v == V::default() {
@@ -119,7 +115,9 @@ impl Figures {
             add_entry(&mut self.by_category, k, |d| add_fields!(d, v, sign, postings_open, positions_open, placements));
         }
         for (k, v) in &o.by_work_type {
-            add_entry(&mut self.by_work_type, k, |d| add_fields!(d, v, sign, postings_open, positions_open, placements));
+            add_entry(&mut self.by_work_type, k, |d| {
+                add_fields!(d, v, sign, postings_open, positions_open, placements)
+            });
         }
         for (k, v) in &o.by_key_group {
             add_entry(&mut self.by_key_group, k, |d| {

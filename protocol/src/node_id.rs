@@ -56,22 +56,11 @@ impl NodeId {
                 return Err(NodeIdError::EmptySegment { id: s.to_owned(), index });
             }
             if segment.len() > MAX_SEGMENT_LEN {
-                return Err(NodeIdError::SegmentTooLong {
-                    id: s.to_owned(),
-                    index,
-                    segment: segment.to_owned(),
-                });
+                return Err(NodeIdError::SegmentTooLong { id: s.to_owned(), index, segment: segment.to_owned() });
             }
-            if let Some(found) = segment
-                .chars()
-                .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+            if let Some(found) = segment.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
             {
-                return Err(NodeIdError::BadCharacter {
-                    id: s.to_owned(),
-                    index,
-                    segment: segment.to_owned(),
-                    found,
-                });
+                return Err(NodeIdError::BadCharacter { id: s.to_owned(), index, segment: segment.to_owned(), found });
             }
         }
         Ok(NodeId(s.to_owned()))
@@ -100,9 +89,7 @@ impl NodeId {
     /// True when `self` ∈ subtree(`root`): `root` is `self` or an ancestor.
     pub fn is_in_subtree_of(&self, root: &NodeId) -> bool {
         self.0 == root.0
-            || (self.0.len() > root.0.len()
-                && self.0.starts_with(&root.0)
-                && self.0.as_bytes()[root.0.len()] == b'/')
+            || (self.0.len() > root.0.len() && self.0.starts_with(&root.0) && self.0.as_bytes()[root.0.len()] == b'/')
     }
 
     /// True when `self` is a strict ancestor of `other`.

@@ -105,11 +105,8 @@ impl RecordId {
         }
         let (origin, rest) = s.split_once('_').ok_or_else(|| RecordIdError::NoKind(s.to_owned()))?;
         NodeId::from_dotted(origin).map_err(|source| RecordIdError::Origin { id: s.to_owned(), source })?;
-        let kind = rest
-            .bytes()
-            .next()
-            .and_then(Kind::from_letter)
-            .ok_or_else(|| RecordIdError::UnknownKind(s.to_owned()))?;
+        let kind =
+            rest.bytes().next().and_then(Kind::from_letter).ok_or_else(|| RecordIdError::UnknownKind(s.to_owned()))?;
         let suffix = &rest[1..];
         let ok = match kind {
             Kind::Summary => suffix.is_empty(),
@@ -267,9 +264,7 @@ impl PostingStatus {
         }
     }
     pub fn parse(s: &str) -> Option<PostingStatus> {
-        [PostingStatus::Open, PostingStatus::Withdrawn, PostingStatus::Closed]
-            .into_iter()
-            .find(|w| w.as_str() == s)
+        [PostingStatus::Open, PostingStatus::Withdrawn, PostingStatus::Closed].into_iter().find(|w| w.as_str() == s)
     }
 }
 
@@ -418,7 +413,11 @@ impl Record {
             return Err(RecordError::OriginMismatch { id: id.clone(), origin: self.origin.clone() });
         }
         if id.kind() != self.kind() {
-            return Err(RecordError::KindMismatch { id: id.clone(), body: self.kind().name(), id_kind: id.kind().name() });
+            return Err(RecordError::KindMismatch {
+                id: id.clone(),
+                body: self.kind().name(),
+                id_kind: id.kind().name(),
+            });
         }
         let text = |name: &'static str, s: &str, required: bool| -> Result<(), RecordError> {
             if s.len() > MAX_TEXT {

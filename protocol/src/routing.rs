@@ -22,10 +22,7 @@ pub fn sends_to(r: &RouteMeta, x: &NodeId, to: &NodeId) -> bool {
         if r.origin.is_in_subtree_of(to) {
             return false;
         }
-        let by_audience = r
-            .audience
-            .as_ref()
-            .is_some_and(|a| to.is_in_subtree_of(a) || a.is_in_subtree_of(to));
+        let by_audience = r.audience.as_ref().is_some_and(|a| to.is_in_subtree_of(a) || a.is_in_subtree_of(to));
         return by_audience || r.home.is_in_subtree_of(to);
     }
     false
@@ -80,9 +77,7 @@ impl RejectReason {
 /// - from its parent: only records with origin ∉ subtree(me);
 /// - and in both cases only records the routing rule gives `me`, well formed.
 pub fn authorize(me: &NodeId, peer: &NodeId, record: &Record) -> Result<(), RejectReason> {
-    record
-        .validate()
-        .map_err(|e| RejectReason::Malformed { peer: peer.clone(), problem: e.to_string() })?;
+    record.validate().map_err(|e| RejectReason::Malformed { peer: peer.clone(), problem: e.to_string() })?;
     let origin = &record.origin;
     if me.is_parent_of(peer) {
         if !origin.is_in_subtree_of(peer) {
@@ -126,12 +121,11 @@ mod tests {
     /// origin equals the set `holds` describes.
     #[test]
     fn flooding_reaches_exactly_holds() {
-        let nodes: Vec<NodeId> = [
-            "gz", "gz/a", "gz/b", "gz/a/x", "gz/a/y", "gz/b/z", "gz/b/w", "gz/a/x/s1", "gz/b/z/s2",
-        ]
-        .iter()
-        .map(|s| id(s))
-        .collect();
+        let nodes: Vec<NodeId> =
+            ["gz", "gz/a", "gz/b", "gz/a/x", "gz/a/y", "gz/b/z", "gz/b/w", "gz/a/x/s1", "gz/b/z/s2"]
+                .iter()
+                .map(|s| id(s))
+                .collect();
         let cases = [
             route("gz/a/x", Some("gz/a/x"), "gz/a/x"),
             route("gz/a/x", Some("gz/a"), "gz/a/x"),

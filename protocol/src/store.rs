@@ -162,10 +162,7 @@ pub fn list_records<K: Kv + ?Sized>(
         }
         None => prefix.clone(),
     };
-    kv.scan(&from, &prefix_end(&prefix), limit)?
-        .into_iter()
-        .map(|(k, v)| decode(&k, &v))
-        .collect()
+    kv.scan(&from, &prefix_end(&prefix), limit)?.into_iter().map(|(k, v)| decode(&k, &v)).collect()
 }
 
 /// Journal entries with `after < seq <= through`, at most `limit`.
@@ -217,7 +214,14 @@ pub struct Applier<'a, K: Kv + ?Sized> {
 
 impl<'a, K: Kv + ?Sized> Applier<'a, K> {
     pub fn new(kv: &'a K, last_seq: u64) -> Self {
-        Applier { kv, overlay: HashMap::new(), batch: WriteBatch::default(), last_seq, changes: Vec::new(), conflicts: Vec::new() }
+        Applier {
+            kv,
+            overlay: HashMap::new(),
+            batch: WriteBatch::default(),
+            last_seq,
+            changes: Vec::new(),
+            conflicts: Vec::new(),
+        }
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

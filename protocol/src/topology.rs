@@ -105,7 +105,8 @@ impl Topology {
     pub fn generated(root: &str, fanout: &[usize]) -> Topology {
         let tiers = ["province", "city", "county", "station", "level5", "level6", "level7", "level8"];
         let root = NodeId::parse(root).unwrap_or_else(|_| NodeId::parse("gz").unwrap_or_else(|_| unreachable!()));
-        let mut offices = vec![Office { id: root.clone(), tier: tiers[0].into(), name: root.to_string(), name_zh: String::new() }];
+        let mut offices =
+            vec![Office { id: root.clone(), tier: tiers[0].into(), name: root.to_string(), name_zh: String::new() }];
         let mut level = vec![root];
         for (depth, &n) in fanout.iter().enumerate() {
             let mut next = Vec::new();

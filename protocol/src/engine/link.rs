@@ -81,13 +81,17 @@ fn approx_size(r: &Record) -> usize {
         + r.origin.as_str().len()
         + match &r.body {
             Body::Posting(p) => {
-                s(&p.title) + s(&p.employer) + s(&p.category) + o(&p.wage) + o(&p.location) + 12 + p.audience.as_str().len()
+                s(&p.title)
+                    + s(&p.employer)
+                    + s(&p.category)
+                    + o(&p.wage)
+                    + o(&p.location)
+                    + 12
+                    + p.audience.as_str().len()
             }
             Body::Fill(f) => f.posting_id.as_str().len() + f.posting_origin.as_str().len() + f.audience.as_str().len(),
             Body::Worker(w) => s(&w.name) + o(&w.phone) + w.skills.iter().map(|x| s(x)).sum::<usize>(),
-            Body::Placement(l) => {
-                l.worker_id.as_str().len() * 2 + l.posting_id.as_str().len() * 2 + s(&l.category)
-            }
+            Body::Placement(l) => l.worker_id.as_str().len() * 2 + l.posting_id.as_str().len() * 2 + s(&l.category),
             Body::Summary(m) => {
                 let f = &m.figures;
                 (f.by_category.keys().map(|k| k.len() + 40).sum::<usize>())
@@ -229,10 +233,8 @@ impl<K: Kv> Engine<K> {
             if let Some(s) = self.stats.get_mut(peer) {
                 s.nacks_sent += 1;
             }
-            self.transmits.push_back(Transmit {
-                peer: peer.clone(),
-                frame: Frame::V1(FrameV1::Nack(Nack { have: cp })),
-            });
+            self.transmits
+                .push_back(Transmit { peer: peer.clone(), frame: Frame::V1(FrameV1::Nack(Nack { have: cp })) });
             return Ok(());
         }
         if b.through <= cp {
@@ -267,7 +269,12 @@ impl<K: Kv> Engine<K> {
             s.records_applied += count as u64;
             s.checkpoint = b.through;
         }
-        self.events.push_back(Event::Applied { peer: peer.clone(), records: count, changed: changes.len(), through: b.through });
+        self.events.push_back(Event::Applied {
+            peer: peer.clone(),
+            records: count,
+            changed: changes.len(),
+            through: b.through,
+        });
         self.hold_ack(peer, b.through);
         Ok(())
     }

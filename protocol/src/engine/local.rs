@@ -8,7 +8,7 @@ use super::Engine;
 use crate::kv::{Kv, StoreError};
 use crate::node_id::NodeId;
 use crate::record::{
-    Body, Fill, Kind, KeyGroup, Placement, Posting, PostingStatus, Record, RecordError, RecordId, WorkType, Worker,
+    Body, Fill, KeyGroup, Kind, Placement, Posting, PostingStatus, Record, RecordError, RecordId, WorkType, Worker,
 };
 use crate::store::{self, META_COUNTER};
 
@@ -180,12 +180,22 @@ impl<K: Kv> Engine<K> {
         if p == before {
             // Nothing changed: no new version, nothing to replicate.
             return Ok(Written {
-                records: vec![Record { id: id.clone(), origin: self.me.clone(), version: held.record.version, body: Body::Posting(p) }],
+                records: vec![Record {
+                    id: id.clone(),
+                    origin: self.me.clone(),
+                    version: held.record.version,
+                    body: Body::Posting(p),
+                }],
                 gen: self.write_gen,
             });
         }
         p.updated_at = now;
-        let rec = Record { id: id.clone(), origin: self.me.clone(), version: held.record.version + 1, body: Body::Posting(p) };
+        let rec = Record {
+            id: id.clone(),
+            origin: self.me.clone(),
+            version: held.record.version + 1,
+            body: Body::Posting(p),
+        };
         self.write_local(vec![rec], now)
     }
 
@@ -214,7 +224,12 @@ impl<K: Kv> Engine<K> {
 
     /// Record that a worker held here took a posting held here: a placement
     /// record and this node's fill for the posting, in one write.
-    pub fn record_placement(&mut self, worker_id: &RecordId, posting_id: &RecordId, now: u64) -> Result<Written, WriteError> {
+    pub fn record_placement(
+        &mut self,
+        worker_id: &RecordId,
+        posting_id: &RecordId,
+        now: u64,
+    ) -> Result<Written, WriteError> {
         let worker = store::get_record(&self.kv, worker_id)?
             .and_then(|s| match s.record.body {
                 Body::Worker(w) => Some((s.record.origin, w)),

@@ -130,6 +130,13 @@ pub struct FlushTicket {
     seq: u64,
 }
 
+impl FlushTicket {
+    /// The write generation this flush makes durable.
+    pub fn gen(&self) -> u64 {
+        self.gen
+    }
+}
+
 /// The sync engine of one node. See the module docs for the call order.
 pub struct Engine<K: Kv> {
     me: NodeId,
