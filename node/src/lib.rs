@@ -2,7 +2,14 @@
 //! with sled, QUIC (quinn + rustls, mutual TLS) and an HTTP API (axum).
 
 pub mod api;
+pub mod cli;
+pub mod config;
 pub mod driver;
+pub mod logging;
 pub mod metrics;
+pub mod pki;
+pub mod runtime;
 pub mod state;
 pub mod storage;
+pub mod tls;
+pub mod transport;

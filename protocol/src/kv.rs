@@ -80,8 +80,24 @@ impl MemKv {
 
     /// Lose everything not yet flushed, as a power cut would.
     pub fn crash(&mut self) {
-        self.unflushed.clear();
+        self.crash_keeping(0);
+    }
+
+    /// Lose what was not flushed except the first `keep` batches written
+    /// since the last flush: a log-structured store may have persisted a
+    /// prefix of its writes when the power went, never a later write
+    /// without an earlier one.
+    pub fn crash_keeping(&mut self, keep: usize) {
+        let unflushed = std::mem::take(&mut self.unflushed);
+        for batch in unflushed.into_iter().take(keep) {
+            apply(&mut self.durable, batch);
+        }
         self.live = self.durable.clone();
+    }
+
+    /// Batches written since the last flush.
+    pub fn unflushed_batches(&self) -> usize {
+        self.unflushed.len()
     }
 
     /// Number of keys (live).

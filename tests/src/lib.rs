@@ -1,1 +1,28 @@
+//! The integration-test harness of jobmesh: real `jobmesh` processes on
+//! loopback, driven only through the contract of design.md (CLI, config
+//! TOML, HTTP API, wire protocol).
+//!
+//! - [`bin`]: the binary under test (`JOBMESH_BIN`, or built once on demand);
+//! - [`pki`]: a CA made with `jobmesh ca init` / `ca issue`;
+//! - [`mesh`]: a tree of node processes with temp dirs, free ports, logs,
+//!   `stop` (SIGTERM) / `kill9` / `start_node`, and a convergence check;
+//! - [`client`]: HTTP helpers (post, get, list with paging, summary, status);
+//! - [`oracle`]: which nodes must hold each record, by
+//!   `jobmesh_protocol::routing::holds`;
+//! - [`wait`]: `eventually` (bounded polling), `within` (test time limit) and
+//!   a seeded RNG (`JOBMESH_SEED`);
+//! - [`quic`]: a hand-driven QUIC peer for trust tests.
 
+pub mod bin;
+pub mod client;
+pub mod mesh;
+pub mod oracle;
+pub mod pki;
+pub mod quic;
+pub mod wait;
+
+pub use client::{posting_body, worker_body, Api, Reply};
+pub use mesh::Mesh;
+pub use oracle::{nid, Oracle};
+pub use pki::Pki;
+pub use wait::{eventually, within, Rng};

@@ -231,6 +231,12 @@ impl<K: Kv> Engine<K> {
         &self.kv
     }
 
+    /// Mutable access to the store, for a driver whose backend needs `&mut`
+    /// to flush. Writing through it would bypass the journal: don't.
+    pub fn kv_mut(&mut self) -> &mut K {
+        &mut self.kv
+    }
+
     /// Give the store back (the simulator uses this to model a crash).
     pub fn into_kv(self) -> K {
         self.kv

@@ -1,1 +1,258 @@
-//! The deterministic simulator (see mesh.rs).
+//! The deterministic simulator: thousands of engines on a seeded network
+//! with loss, duplication, reordering, delay, cuts, partitions and crashes.
+//!
+//! A run is a [`Scenario`] and a seed: a chaos phase (random writes and
+//! faults, with safety checked on every store write by [`CheckedKv`]), then
+//! a heal phase (every node restarted, every link healed, faults off) that
+//! runs until [`Mesh::converged`] holds or a simulated deadline passes.
+//! Every run reports its seed; `JOBMESH_SEED=<seed>` replays it.
+
+mod check;
+pub mod checked_kv;
+pub mod mesh;
+pub mod rng;
+pub mod workload;
+
+pub use checked_kv::CheckedKv;
+pub use mesh::{Mesh, NetConfig, SimStats};
+
+use crate::node_id::NodeId;
+use crate::topology::Topology;
+
+/// Relative weights of the faults a chaos phase applies.
+#[derive(Debug, Clone)]
+pub struct FaultMix {
+    pub cut: u32,
+    pub heal: u32,
+    pub partition: u32,
+    pub crash: u32,
+    pub restart: u32,
+    pub forge: u32,
+}
+
+impl Default for FaultMix {
+    fn default() -> Self {
+        FaultMix { cut: 3, heal: 3, partition: 1, crash: 2, restart: 3, forge: 1 }
+    }
+}
+
+/// A simulated run's shape; the seed is given separately.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub topology: Topology,
+    pub net: NetConfig,
+    /// Length of the chaos phase, simulated ms.
+    pub chaos_ms: u64,
+    /// Mean time between writes, simulated ms.
+    pub write_every_ms: u64,
+    /// Mean time between faults (0: none).
+    pub fault_every_ms: u64,
+    pub faults: FaultMix,
+    /// How long after heal convergence may take, simulated ms.
+    pub heal_deadline_ms: u64,
+    /// Probability that a write is followed by a crash of its node while
+    /// the write may still be flushing (the most dangerous moment).
+    pub crash_after_write: f64,
+}
+
+/// What a passing run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub seed: u64,
+    pub nodes: usize,
+    pub stats: SimStats,
+    pub records: usize,
+    /// Simulated ms from heal to convergence.
+    pub converge_ms: u64,
+}
+
+/// A failing run: the seed and what went wrong.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub seed: u64,
+    pub scenario: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "scenario {} seed {} failed:\n{}", self.scenario, self.seed, self.message)
+    }
+}
+
+/// Exponential-ish interval with the given mean (from the seeded generator).
+fn interval(rng: &mut rng::Rng, mean: u64) -> u64 {
+    // -ln(U) * mean, with U in (0, 1].
+    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let u = 1.0 - u;
+    ((-u.ln()) * mean as f64) as u64 + 1
+}
+
+impl Scenario {
+    /// Run with `seed`.
+    pub fn run(&self, seed: u64) -> Result<Report, Failure> {
+        let fail = |message: String| Failure { seed, scenario: self.name.clone(), message };
+        let mut mesh = Mesh::new(&self.topology, self.net.clone(), seed);
+        let mut rng = rng::Rng::new(seed.wrapping_mul(31).wrapping_add(7));
+        let start = mesh.now;
+        let end = start + self.chaos_ms;
+        let mut next_write = start + interval(&mut rng, self.write_every_ms.max(1));
+        let mut next_fault =
+            if self.fault_every_ms > 0 { start + interval(&mut rng, self.fault_every_ms) } else { u64::MAX };
+        while mesh.now < end {
+            let t = next_write.min(next_fault).min(end);
+            mesh.run_until(t);
+            if t == next_write {
+                let (node, outcome) = mesh.random_write();
+                if outcome == workload::WriteOutcome::Written && rng.chance(self.crash_after_write) {
+                    mesh.crash_soon(node, self.net.flush_ms.1 + self.net.delay_ms + self.net.jitter_ms);
+                }
+                next_write = t + interval(&mut rng, self.write_every_ms.max(1));
+            }
+            if t == next_fault {
+                self.fault(&mut mesh, &mut rng);
+                next_fault = t + interval(&mut rng, self.fault_every_ms);
+            }
+            let v = mesh.violations();
+            if !v.is_empty() {
+                return Err(fail(format!("safety violated at t+{} ms:\n{}", mesh.now - start, v.join("\n"))));
+            }
+        }
+        mesh.heal_all();
+        let healed_at = mesh.now;
+        let deadline = healed_at + self.heal_deadline_ms;
+        let mut last = String::new();
+        loop {
+            mesh.run_until(mesh.now + 500);
+            let v = mesh.violations();
+            if !v.is_empty() {
+                return Err(fail(format!("safety violated after heal:\n{}", v.join("\n"))));
+            }
+            if mesh.quiet() {
+                match mesh.converged() {
+                    Ok(()) => break,
+                    Err(e) => last = e,
+                }
+            }
+            if mesh.now >= deadline {
+                return Err(fail(format!(
+                    "not converged {} ms after heal; last differences:\n{last}\n{}",
+                    self.heal_deadline_ms,
+                    mesh.diagnose()
+                )));
+            }
+        }
+        Ok(Report {
+            seed,
+            nodes: mesh.len(),
+            records: mesh.truth().len(),
+            converge_ms: mesh.now - healed_at,
+            stats: mesh.stats.clone(),
+        })
+    }
+
+    fn fault(&self, mesh: &mut Mesh, rng: &mut rng::Rng) {
+        let m = &self.faults;
+        let total = m.cut + m.heal + m.partition + m.crash + m.restart + m.forge;
+        if total == 0 || mesh.len() < 2 {
+            return;
+        }
+        let mut roll = rng.below(u64::from(total)) as u32;
+        let n = mesh.len() as u64;
+        let pick_child = |rng: &mut rng::Rng| 1 + rng.below(n - 1) as usize;
+        let mut take = |w: u32| {
+            if roll < w {
+                true
+            } else {
+                roll -= w;
+                false
+            }
+        };
+        if take(m.cut) {
+            let c = pick_child(rng);
+            mesh.cut(c);
+        } else if take(m.heal) {
+            let c = pick_child(rng);
+            mesh.heal(c);
+        } else if take(m.partition) {
+            // Cut a whole city (a node at depth 2) off from its parent.
+            let cities: Vec<usize> = (0..mesh.len()).filter(|&i| mesh.id(i).depth() == 2).collect();
+            if let Some(&c) = rng.pick(&cities) {
+                mesh.cut(c);
+            }
+        } else if take(m.crash) {
+            let i = rng.below(n) as usize;
+            mesh.crash(i);
+        } else if take(m.restart) {
+            let down: Vec<usize> = (0..mesh.len()).filter(|&i| !mesh.is_up(i)).collect();
+            if let Some(&i) = rng.pick(&down) {
+                mesh.restart(i);
+            }
+        } else if take(m.forge) {
+            mesh.forge();
+        }
+    }
+}
+
+/// Hops and simulated time for one province-wide posting to reach every
+/// node of a healthy mesh: (hops, ms).
+pub fn fan_out(topology: &Topology, net: NetConfig, seed: u64) -> (usize, u64) {
+    let mut mesh = Mesh::new(topology, net, seed);
+    // Let links come up and first summaries settle.
+    let t = mesh.now + 5_000;
+    mesh.run_until(t);
+    let root = topology.root().clone();
+    let r = mesh.idx(&root);
+    let start = mesh.now;
+    let id = mesh.write_posting_for(r, &root);
+    let hops = topology.offices.iter().map(|o| o.id.depth() - 1).max().unwrap_or(0);
+    let deadline = start + 60_000;
+    while mesh.now < deadline {
+        if !mesh.step() {
+            break;
+        }
+        if mesh.all_hold(&id) {
+            return (hops, mesh.now - start);
+        }
+    }
+    (hops, u64::MAX)
+}
+
+impl Mesh {
+    /// Publish one posting at node `i` for `audience`; its id.
+    pub fn write_posting_for(&mut self, i: usize, audience: &NodeId) -> crate::record::RecordId {
+        let now = self.now;
+        let w = self
+            .engine_for_tests(i)
+            .create_posting(
+                crate::engine::local::NewPosting {
+                    title: "Province-wide posting".into(),
+                    employer: "HQ".into(),
+                    category: "technician".into(),
+                    work_type: crate::record::WorkType::FullTime,
+                    positions: 5,
+                    audience: Some(audience.clone()),
+                    wage: None,
+                    location: None,
+                    valid_until: None,
+                },
+                now,
+            )
+            .unwrap_or_else(|e| panic!("write: {e}"));
+        let id = w.records[0].id.clone();
+        self.track_write(i, w.gen, &w.records);
+        id
+    }
+
+    fn engine_for_tests(&mut self, i: usize) -> &mut crate::engine::Engine<CheckedKv> {
+        self.nodes[i].engine.as_mut().unwrap_or_else(|| panic!("node {i} is down"))
+    }
+
+    /// Does every node hold record `id`?
+    pub fn all_hold(&self, id: &crate::record::RecordId) -> bool {
+        (0..self.len()).all(|i| {
+            self.engine(i).is_some_and(|e| crate::store::get_record(e.kv(), id).ok().flatten().is_some())
+        })
+    }
+}

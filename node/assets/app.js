@@ -1,0 +1,1398 @@
+/*
+ * jobmesh — the web page every node serves at `/`.
+ * Plain ES2017, no libraries, no build step. Served next to index.html as
+ * /app.js and /app.css.
+ *
+ * ─── Selector contract (headless-browser tests rely on these) ───────────────
+ *
+ * URL
+ *   ?token=XYZ        every fetch sends `Authorization: Bearer XYZ`
+ *   ?screen=1         screen mode only (no header, no tabs)
+ *   #overview (default) | #board | #staff | #mesh | #screen
+ *   #overview?node=<id>   drill-down (re-queries /v1/summary?node=<id>&depth=1&in_flight=true)
+ *
+ * Global
+ *   a[data-tab="overview|board|staff|mesh|screen"]   tabs (.active on the current one)
+ *   section#view-<tab>        one per tab; inactive ones carry [hidden]
+ *   #node-id                  this node's id (from /v1/status)
+ *   #updated-at               "更新 hh:mm:ss" / "updated hh:mm:ss" (UTC+8); data-time = ms of last success
+ *   #conn-error               banner, [hidden] while every fetch succeeds
+ *   #lang-toggle              switches 中文 ⇄ English (kept in localStorage "jobmesh.lang");
+ *                             <html lang> is "zh-CN" or "en"
+ *
+ * Overview (#view-overview)
+ *   #overview-node            id of the office whose subtree is shown
+ *   #breadcrumb a[data-node]  back up towards this node
+ *   #total-postings_open #total-positions_open #total-positions_filled
+ *   #total-workers_registered #total-workers_seeking #total-placements
+ *                             text is grouped ("12,345"); data-value = the exact integer
+ *   #reporting                "报送 N/M" / "N of M offices reporting"; data-offices, data-expected
+ *   #all-levels               checkbox: all descendants instead of depth=1
+ *   table#nodes-table th[data-sort=<key>]   click to sort (aria-sort="ascending|descending")
+ *       keys: node_id, the six totals, reported_at, age_s, state, link, backlog, in_flight
+ *   #nodes-body tr[data-node=<id>][data-state="ok|stale|missing"]   ([data-self="true"] = the shown office itself)
+ *       td[data-col=<key>] (number cells have data-value)
+ *       a.drill[data-node]   drills down
+ *       .badge-stale (过期/stale) .badge-missing (未报送/missing) .badge-ok
+ *       .badge-link-up / .badge-link-down   (direct children: from /v1/status, with how long down;
+ *                                            deeper offices: .badge-link-down when the row says link_down)
+ *       .office-name (topology name in the page's language, else the id's last segment), .office-path (id)
+ *   table#by-category, #by-work-type, #by-key-group   tbody tr[data-key=<raw name>]
+ *   #trend-chart svg[data-days] polyline.series-postings, polyline.series-placements
+ *
+ * Job board (#view-board)
+ *   form#board-filters  input[name=category], select[name=work_type], input[name=open] (checked by default)
+ *   #board-list article.posting[data-id]  .remaining[data-value]
+ *   #board-count, #board-empty, #board-more (button, [hidden] when there is no next page)
+ *
+ * Staff forms (#view-staff); all forms are novalidate, submit with button[type=submit].
+ *   Errors from the API go to `.field-error[data-field=<field>]` inside the form (field = text before
+ *   the first ':' of the message, or its first word); otherwise to the form-level error element.
+ *   Success: the result element shows the new id, has data-id=<id>, and contains #<form>-result-id.
+ *   form#post-form       title, employer, category (datalist #category-list), work_type (select),
+ *                        positions, wage, location, valid_until (type=date, YYYY-MM-DD), audience
+ *                        (text; prefilled with this node's id; select#audience-scope fills it with
+ *                        this node or an ancestor)
+ *                        errors: .field-error[data-field=...], #post-error   success: #post-result (#post-result-id)
+ *   form#worker-form     name, key_group (select), phone, skills (comma separated), wanted_work_type (select)
+ *                        errors: .field-error[data-field=...], #worker-error  success: #worker-result (#worker-result-id)
+ *   form#placement-form  worker_id, posting_id (text; select#worker-pick / select#posting-pick fill them)
+ *                        errors: .field-error[data-field=...], #placement-error success: #placement-result (#placement-result-id)
+ *
+ * Mesh (#view-mesh)
+ *   #mesh-parent[data-connected]   #mesh-children tbody tr[data-node][data-connected]
+ *   #records-postings #records-workers #records-placements #records-fills #records-summaries (data-value)
+ *
+ * Screen (#view-screen; body.screen-mode)
+ *   #screen-posts (positions_open + positions_filled) #screen-registered (workers_registered)
+ *   #screen-placements (placements)  — data-value
+ *   #screen-postings li[data-id]   newest open postings
+ * ────────────────────────────────────────────────────────────────────────────
+ */
+'use strict';
+
+/* ── Constants ─────────────────────────────────────────────────────────── */
+
+const SUMMARY_POLL_MS = 2000; // summary and status: never more often than this
+const BOARD_POLL_MS = 5000; // job board and screen list
+const BOARD_PAGE = 30;
+const MAX_LIMIT = 5000; // the API's page limit
+const PICK_LIMIT = 500; // workers/postings offered in the placement form
+const SCREEN_FETCH = 500; // postings scanned for the screen's "newest"
+const SCREEN_SHOWN = 12;
+const SCREEN_SCROLL_MS = 4000;
+const TREND_DAYS = 30;
+const CST_OFFSET_MS = 8 * 3600 * 1000; // offices keep China Standard Time
+const LANG_KEY = 'jobmesh.lang';
+const TOTAL_KEYS = ['postings_open', 'positions_open', 'positions_filled',
+  'workers_registered', 'workers_seeking', 'placements'];
+const RECORD_KINDS = ['postings', 'workers', 'placements', 'fills'];
+const HELD_KINDS = RECORD_KINDS.concat('summaries'); // /v1/status also counts summary records
+const WORK_TYPES = ['full_time', 'part_time', 'odd_job', 'temporary'];
+const KEY_GROUPS = ['college_graduate', 'migrant_worker', 'ex_serviceman', 'rural_labor', 'disabled', 'other'];
+const CATEGORIES = [
+  ['餐饮服务员', 'waiter'], ['普工/装配工', 'assembler'], ['分拣员', 'sorter'],
+  ['快递员', 'courier'], ['家政服务', 'domestic service'], ['养老护理', 'elderly care'],
+  ['技术工', 'technician'], ['建筑工', 'construction'], ['保安', 'security guard'], ['司机', 'driver'],
+];
+
+/* ── i18n ──────────────────────────────────────────────────────────────── */
+
+const I18N = {
+  zh: {
+    'app.title': '公共就业服务网络',
+    'tab.overview': '总览', 'tab.board': '招聘信息', 'tab.staff': '业务办理', 'tab.mesh': '网络', 'tab.screen': '大屏',
+    'lang.switch': 'English',
+    'updated': '更新 {t}',
+    'conn.error': '连接失败：{msg}。页面显示的是最后一次获取的数据。',
+    'conn.auth': '需要访问令牌（在地址后加 ?token=…）',
+    'conn.network': '无法连接本站服务',
+    'f.postings_open': '在招岗位信息', 'f.positions_open': '空缺岗位数', 'f.positions_filled': '已招岗位数',
+    'f.workers_registered': '登记求职人数', 'f.workers_seeking': '求职中人数', 'f.placements': '已就业人数',
+    'reporting': '报送 {n}/{m}', 'reporting.n': '报送 {n}', 'as_of': '截至 {t}',
+    'ov.offices': '下级单位', 'ov.all_levels': '显示全部层级',
+    'ov.by_category': '按职业类别', 'ov.by_work_type': '按用工形式', 'ov.by_key_group': '按重点群体',
+    'ov.trend': '近 30 天趋势', 'ov.self': '本级', 'ov.no_data': '暂无数据', 'ov.no_nodes': '暂无下级单位数据',
+    'col.office': '单位', 'col.postings_open': '在招信息', 'col.positions_open': '空缺岗位',
+    'col.positions_filled': '已招岗位', 'col.workers_registered': '登记人数', 'col.workers_seeking': '求职中',
+    'col.placements': '已就业', 'col.reported_at': '报送时间', 'col.age': '距今', 'col.state': '状态',
+    'col.link': '连接', 'col.backlog': '待发送', 'col.in_flight': '传输中', 'col.last_contact': '最近联系',
+    'col.name': '名称', 'col.count': '数量',
+    'state.ok': '正常', 'state.stale': '过期', 'state.missing': '未报送',
+    'link.up': '已连接', 'link.down': '断开', 'link.down_for': '断开 {age}',
+    'inflight.title': '信息 {postings} · 求职者 {workers} · 就业 {placements} · 计数 {fills}',
+    'age.s': '{n} 秒', 'age.m': '{n} 分钟', 'age.h': '{n} 小时', 'age.d': '{n} 天', 'ago': '{age}前',
+    'trend.postings': '发布招聘信息', 'trend.placements': '实现就业', 'trend.empty': '近 30 天暂无数据',
+    'fld.category': '职业类别', 'fld.work_type': '用工形式', 'fld.title': '岗位名称', 'fld.employer': '用人单位',
+    'fld.positions': '招聘人数', 'fld.wage': '薪资待遇', 'fld.location': '工作地点', 'fld.valid_until': '有效期至',
+    'fld.audience': '发布范围', 'fld.audience_id': '范围节点编号', 'fld.name': '姓名', 'fld.key_group': '人员类别',
+    'fld.phone': '联系电话', 'fld.skills': '技能（用逗号分隔）', 'fld.wanted_work_type': '求职意向',
+    'fld.pick_worker': '选择求职者', 'fld.worker_id': '求职者编号', 'fld.pick_posting': '选择岗位', 'fld.posting_id': '岗位编号',
+    'ph.any': '全部', 'ph.wage': '如：4000-5000元/月', 'ph.node_id': '如 gz/guiyang',
+    'opt.any': '不限', 'opt.choose': '— 请选择 —', 'opt.pick': '— 从列表选择 —',
+    'scope.own': '本站及下级（{id}）', 'scope.ancestor': '上级 {id} 及其下级', 'scope.other': '其他节点（手动填写）',
+    'form.post': '发布招聘信息', 'form.worker': '求职登记', 'form.placement': '登记就业',
+    'btn.post': '发布', 'btn.register': '登记', 'btn.place': '确认就业',
+    'ok.post': '已发布，编号', 'ok.worker': '已登记，编号', 'ok.placement': '已登记就业，编号',
+    'err.network': '无法连接本站服务，请稍后重试', 'err.http': '提交失败（{status}）',
+    'board.open_only': '只看在招', 'board.more': '更多', 'board.empty': '暂无招聘信息',
+    'board.count': '已显示 {n} 条', 'board.remaining': '剩余 {r} 个岗位', 'board.of': '共 {p} 个',
+    'board.wage': '薪资', 'board.location': '地点', 'board.valid_until': '有效期至', 'board.origin': '发布单位',
+    'board.employer': '用人单位',
+    'status.open': '在招', 'status.withdrawn': '已撤回', 'status.closed': '已结束',
+    'worker.seeking': '求职中', 'worker.placed': '已就业',
+    'mesh.parent': '上级连接', 'mesh.children': '下级连接', 'mesh.records': '本站持有记录',
+    'mesh.root': '本站是根节点，没有上级。', 'mesh.no_children': '没有下级连接',
+    'mesh.addr': '地址', 'mesh.last_contact': '最近联系', 'mesh.backlog': '待发送', 'mesh.never': '从未',
+    'rec.postings': '招聘信息', 'rec.workers': '求职者', 'rec.placements': '就业登记', 'rec.fills': '招用计数', 'rec.summaries': '汇总报表',
+    'screen.posts': '岗位数', 'screen.registered': '登记人数', 'screen.placements': '已就业',
+    'screen.newest': '最新招聘', 'screen.exit': '退出大屏', 'screen.remaining': '招 {r} 人',
+    'wt.full_time': '全职', 'wt.part_time': '兼职', 'wt.odd_job': '零工', 'wt.temporary': '临时工',
+    'kg.college_graduate': '高校毕业生', 'kg.migrant_worker': '农民工', 'kg.ex_serviceman': '退役军人',
+    'kg.rural_labor': '农村劳动力', 'kg.disabled': '残疾人', 'kg.other': '其他',
+  },
+  en: {
+    'app.title': 'Public Employment Service',
+    'tab.overview': 'Overview', 'tab.board': 'Job board', 'tab.staff': 'Staff', 'tab.mesh': 'Mesh', 'tab.screen': 'Screen',
+    'lang.switch': '中文',
+    'updated': 'updated {t}',
+    'conn.error': 'Connection problem: {msg}. Showing the last figures received.',
+    'conn.auth': 'an access token is needed (add ?token=… to the address)',
+    'conn.network': 'cannot reach this node',
+    'f.postings_open': 'Open postings', 'f.positions_open': 'Open positions', 'f.positions_filled': 'Positions filled',
+    'f.workers_registered': 'Workers registered', 'f.workers_seeking': 'Workers seeking', 'f.placements': 'Placements',
+    'reporting': '{n} of {m} offices reporting', 'reporting.n': '{n} offices reporting', 'as_of': 'as of {t}',
+    'ov.offices': 'Offices', 'ov.all_levels': 'Show all levels',
+    'ov.by_category': 'By category', 'ov.by_work_type': 'By work type', 'ov.by_key_group': 'By key group',
+    'ov.trend': 'Last 30 days', 'ov.self': 'own', 'ov.no_data': 'No data', 'ov.no_nodes': 'No office figures yet',
+    'col.office': 'Office', 'col.postings_open': 'Open postings', 'col.positions_open': 'Open positions',
+    'col.positions_filled': 'Filled', 'col.workers_registered': 'Registered', 'col.workers_seeking': 'Seeking',
+    'col.placements': 'Placements', 'col.reported_at': 'Last report', 'col.age': 'Age', 'col.state': 'State',
+    'col.link': 'Link', 'col.backlog': 'Backlog', 'col.in_flight': 'In flight', 'col.last_contact': 'Last contact',
+    'col.name': 'Name', 'col.count': 'Count',
+    'state.ok': 'ok', 'state.stale': 'stale', 'state.missing': 'missing',
+    'link.up': 'connected', 'link.down': 'down', 'link.down_for': 'down {age}',
+    'inflight.title': 'postings {postings} · workers {workers} · placements {placements} · fills {fills}',
+    'age.s': '{n} s', 'age.m': '{n} min', 'age.h': '{n} h', 'age.d': '{n} d', 'ago': '{age} ago',
+    'trend.postings': 'Postings published', 'trend.placements': 'Placements', 'trend.empty': 'No activity in the last 30 days',
+    'fld.category': 'Category', 'fld.work_type': 'Work type', 'fld.title': 'Job title', 'fld.employer': 'Employer',
+    'fld.positions': 'Positions', 'fld.wage': 'Wage', 'fld.location': 'Location', 'fld.valid_until': 'Valid until',
+    'fld.audience': 'Audience', 'fld.audience_id': 'Audience node id', 'fld.name': 'Name', 'fld.key_group': 'Key group',
+    'fld.phone': 'Phone', 'fld.skills': 'Skills (comma separated)', 'fld.wanted_work_type': 'Wanted work type',
+    'fld.pick_worker': 'Pick a worker', 'fld.worker_id': 'Worker id', 'fld.pick_posting': 'Pick a posting', 'fld.posting_id': 'Posting id',
+    'ph.any': 'any', 'ph.wage': 'e.g. 4000-5000 CNY/month', 'ph.node_id': 'e.g. gz/guiyang',
+    'opt.any': 'any', 'opt.choose': '— choose —', 'opt.pick': '— pick from the list —',
+    'scope.own': 'This office and below ({id})', 'scope.ancestor': '{id} and below', 'scope.other': 'Another node (type its id)',
+    'form.post': 'Post a job', 'form.worker': 'Register a worker', 'form.placement': 'Record a placement',
+    'btn.post': 'Post', 'btn.register': 'Register', 'btn.place': 'Record placement',
+    'ok.post': 'Posted, id', 'ok.worker': 'Registered, id', 'ok.placement': 'Placement recorded, id',
+    'err.network': 'Cannot reach this node; try again shortly', 'err.http': 'Request failed ({status})',
+    'board.open_only': 'Open only', 'board.more': 'More', 'board.empty': 'No postings',
+    'board.count': '{n} shown', 'board.remaining': '{r} positions left', 'board.of': 'of {p}',
+    'board.wage': 'Wage', 'board.location': 'Location', 'board.valid_until': 'Valid until', 'board.origin': 'Posted by',
+    'board.employer': 'Employer',
+    'status.open': 'open', 'status.withdrawn': 'withdrawn', 'status.closed': 'closed',
+    'worker.seeking': 'seeking', 'worker.placed': 'placed',
+    'mesh.parent': 'Parent link', 'mesh.children': 'Child links', 'mesh.records': 'Records held here',
+    'mesh.root': 'This node is the root: it has no parent.', 'mesh.no_children': 'No child links',
+    'mesh.addr': 'Address', 'mesh.last_contact': 'Last contact', 'mesh.backlog': 'Backlog', 'mesh.never': 'never',
+    'rec.postings': 'Postings', 'rec.workers': 'Workers', 'rec.placements': 'Placements', 'rec.fills': 'Fills', 'rec.summaries': 'Summaries',
+    'screen.posts': 'Jobs offered', 'screen.registered': 'People registered', 'screen.placements': 'Jobs achieved',
+    'screen.newest': 'Newest jobs', 'screen.exit': 'Exit screen', 'screen.remaining': '{r} wanted',
+    'wt.full_time': 'Full-time', 'wt.part_time': 'Part-time', 'wt.odd_job': 'Odd job', 'wt.temporary': 'Temporary',
+    'kg.college_graduate': 'College graduate', 'kg.migrant_worker': 'Migrant worker', 'kg.ex_serviceman': 'Ex-serviceman',
+    'kg.rural_labor': 'Rural labor', 'kg.disabled': 'Disabled', 'kg.other': 'Other',
+  },
+};
+
+let lang = loadLang();
+
+function loadLang() {
+  try {
+    return localStorage.getItem(LANG_KEY) === 'en' ? 'en' : 'zh';
+  } catch (e) {
+    return 'zh';
+  }
+}
+
+/** Translate `key`, filling `{name}` placeholders from `vars`. */
+function t(key, vars) {
+  const text = (I18N[lang] && I18N[lang][key]) || I18N.zh[key] || key;
+  return vars ? text.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m)) : text;
+}
+
+function workTypeLabel(v) { return WORK_TYPES.includes(v) ? t('wt.' + v) : String(v); }
+function keyGroupLabel(v) { return KEY_GROUPS.includes(v) ? t('kg.' + v) : String(v); }
+function workerStatusLabel(v) { return ['seeking', 'placed'].includes(v) ? t('worker.' + v) : String(v); }
+function statusLabel(v) { return ['open', 'withdrawn', 'closed'].includes(v) ? t('status.' + v) : String(v); }
+
+/** A category is free text; the common ones are shown in the page's language. */
+function categoryLabel(name) {
+  const hit = CATEGORIES.find(([zh, en]) => zh === name || en === name);
+  if (!hit) return String(name);
+  return lang === 'en' ? hit[1] : hit[0];
+}
+
+/* ── Small helpers ─────────────────────────────────────────────────────── */
+
+const $ = (sel, root) => (root || document).querySelector(sel);
+const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+
+/** Create an element: attrs (class, dataset via data-*, on* handlers) and children (strings or nodes). */
+function el(tag, attrs, children) {
+  const node = document.createElement(tag);
+  setAttrs(node, attrs);
+  appendAll(node, children);
+  return node;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs, children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  setAttrs(node, attrs);
+  appendAll(node, children);
+  return node;
+}
+
+function setAttrs(node, attrs) {
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+}
+
+function appendAll(node, children) {
+  for (const c of [].concat(children === undefined ? [] : children)) {
+    if (c === null || c === undefined || c === false) continue;
+    node.appendChild(typeof c === 'object' ? c : document.createTextNode(String(c)));
+  }
+}
+
+function replaceChildren(node, children) {
+  node.textContent = '';
+  appendAll(node, children);
+}
+
+function isNum(v) { return typeof v === 'number' && isFinite(v); }
+
+function fmtNum(v) { return isNum(v) ? v.toLocaleString('en-US') : '—'; }
+
+/** Put a number in an element: grouped text, exact data-value. */
+function setFigure(node, value) {
+  if (!node) return;
+  node.textContent = fmtNum(value);
+  if (isNum(value)) node.dataset.value = String(value);
+  else delete node.dataset.value;
+}
+
+/** Unix ms from what the API gives: ms or s as a number, or an ISO string. */
+function toMs(v) {
+  if (isNum(v)) return v < 1e11 ? v * 1000 : v;
+  if (typeof v === 'string' && v) {
+    const ms = Date.parse(v);
+    return isNaN(ms) ? null : ms;
+  }
+  return null;
+}
+
+const pad2 = (n) => String(n).padStart(2, '0');
+
+/** Parts of a time in China Standard Time, whatever the browser's zone. */
+function cstParts(ms) {
+  const d = new Date(ms + CST_OFFSET_MS);
+  return {
+    y: d.getUTCFullYear(), mo: pad2(d.getUTCMonth() + 1), d: pad2(d.getUTCDate()),
+    h: pad2(d.getUTCHours()), mi: pad2(d.getUTCMinutes()), s: pad2(d.getUTCSeconds()),
+  };
+}
+
+function cstDay(ms) {
+  const p = cstParts(ms);
+  return `${p.y}-${p.mo}-${p.d}`;
+}
+
+/** "14:02" today, "03-18 14:02" on another day. */
+function fmtClock(ms) {
+  if (ms === null || ms === undefined) return '—';
+  const p = cstParts(ms);
+  const hm = `${p.h}:${p.mi}`;
+  return cstDay(ms) === cstDay(Date.now()) ? hm : `${p.mo}-${p.d} ${hm}`;
+}
+
+function fmtClockSeconds(ms) {
+  const p = cstParts(ms);
+  return `${p.h}:${p.mi}:${p.s}`;
+}
+
+function fmtAge(seconds) {
+  if (!isNum(seconds)) return '—';
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return t('age.s', { n: s });
+  if (s < 3600) return t('age.m', { n: Math.floor(s / 60) });
+  if (s < 86400) return t('age.h', { n: Math.floor(s / 3600) });
+  return t('age.d', { n: Math.floor(s / 86400) });
+}
+
+function sinceMs(ms) { return ms === null ? null : (Date.now() - ms) / 1000; }
+
+function parentOf(id) {
+  const i = id.lastIndexOf('/');
+  return i < 0 ? null : id.slice(0, i);
+}
+
+/** `gz/guiyang/nanming` → [gz/guiyang, gz] */
+function ancestorsOf(id) {
+  const out = [];
+  for (let p = parentOf(id); p; p = parentOf(p)) out.push(p);
+  return out;
+}
+
+function lastSegment(id) { return String(id).split('/').pop(); }
+
+/* ── API access ────────────────────────────────────────────────────────── */
+
+const PAGE_PARAMS = new URLSearchParams(location.search);
+const TOKEN = PAGE_PARAMS.get('token');
+
+class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function apiUrl(path, params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  }
+  const qs = q.toString();
+  return qs ? `${path}?${qs}` : path;
+}
+
+function headers(extra) {
+  const h = Object.assign({ Accept: 'application/json' }, extra || {});
+  if (TOKEN) h.Authorization = `Bearer ${TOKEN}`;
+  return h;
+}
+
+async function readJson(res) {
+  const text = await res.text();
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    return { error: text.slice(0, 200) };
+  }
+}
+
+/** GET → parsed JSON; throws ApiError on HTTP errors, TypeError on network errors. */
+async function apiGet(path, params) {
+  const res = await fetch(apiUrl(path, params), { headers: headers(), cache: 'no-store' });
+  const data = await readJson(res);
+  if (!res.ok) {
+    const msg = (data && data.error) || res.statusText || String(res.status);
+    throw new ApiError(`${res.status} ${msg}`, res.status);
+  }
+  return data || {};
+}
+
+/** POST → {ok, status, data}; network errors give status 0. */
+async function apiPost(path, body) {
+  try {
+    const res = await fetch(path, {
+      method: 'POST',
+      headers: headers({ 'Content-Type': 'application/json' }),
+      body: JSON.stringify(body),
+    });
+    return { ok: res.ok, status: res.status, data: (await readJson(res)) || {} };
+  } catch (e) {
+    return { ok: false, status: 0, data: {} };
+  }
+}
+
+function describeFailure(err) {
+  if (err instanceof ApiError) return err.status === 401 || err.status === 403 ? t('conn.auth') : err.message;
+  return t('conn.network');
+}
+
+/* ── State ─────────────────────────────────────────────────────────────── */
+
+const state = {
+  view: 'overview',
+  screenOnly: PAGE_PARAMS.get('screen') === '1',
+  drill: null, // node id shown in the overview; null = this node
+  allLevels: false,
+  summary: null,
+  status: null,
+  sort: { key: 'node_id', dir: 1 },
+  board: { items: [], next: null, busy: false, generation: 0, loaded: false },
+  screenPostings: [],
+  screenKey: '',
+  errors: {}, // source → message, for the banner
+  lastOk: null,
+  categories: '', // the datalist's current content, to avoid rebuilding it every poll
+  audienceFor: null, // node id the audience choices were built for
+};
+
+function homeId() {
+  return (state.status && state.status.node_id) || (state.summary && !state.drill && state.summary.node_id) || null;
+}
+
+/* ── Connection banner and "updated" stamp ─────────────────────────────── */
+
+function markOk(source) {
+  delete state.errors[source];
+  state.lastOk = Date.now();
+  renderConnection();
+}
+
+function markFailed(source, err) {
+  state.errors[source] = describeFailure(err);
+  renderConnection();
+}
+
+function renderConnection() {
+  const banner = $('#conn-error');
+  const msgs = Array.from(new Set(Object.values(state.errors)));
+  banner.hidden = msgs.length === 0;
+  banner.textContent = msgs.length ? t('conn.error', { msg: msgs.join('; ') }) : '';
+  const stamp = $('#updated-at');
+  if (state.lastOk) {
+    stamp.textContent = t('updated', { t: fmtClockSeconds(state.lastOk) });
+    stamp.dataset.time = String(state.lastOk);
+  }
+}
+
+/* ── Polling ───────────────────────────────────────────────────────────── */
+
+/**
+ * Run `task` again `periodMs` after each run ends (so never more often than
+ * that, however slow the node answers), never two at once. `kick()` runs it
+ * at once (or right after the current run) for user actions.
+ */
+function poller(periodMs, task) {
+  let timer = null;
+  let running = false;
+  let again = false;
+  let started = false;
+  async function run() {
+    if (!started) return;
+    clearTimeout(timer);
+    if (running) { again = true; return; }
+    running = true;
+    try {
+      if (!document.hidden) await task();
+    } catch (e) {
+      console.error(e); // tasks report their own failures; this is a bug guard
+    }
+    running = false;
+    if (again) { again = false; run(); return; }
+    timer = setTimeout(run, periodMs);
+  }
+  return {
+    start() { if (!started) { started = true; run(); } },
+    kick: run,
+  };
+}
+
+async function pollSummary() {
+  const node = state.drill;
+  const allLevels = state.allLevels;
+  try {
+    const data = await apiGet('/v1/summary', {
+      node: node || undefined,
+      depth: allLevels ? undefined : 1,
+      in_flight: allLevels ? undefined : 'true', // a key scan per row: only for the short list
+    });
+    // A drill-down or level change while this was in flight makes it obsolete.
+    if (node !== state.drill || allLevels !== state.allLevels) return;
+    state.summary = data;
+    markOk('summary');
+    renderSummary();
+  } catch (e) {
+    markFailed('summary', e);
+  }
+}
+
+async function pollStatus() {
+  try {
+    state.status = await apiGet('/v1/status');
+    markOk('status');
+    renderStatus();
+  } catch (e) {
+    markFailed('status', e);
+  }
+}
+
+const fastPoll = poller(SUMMARY_POLL_MS, () => Promise.all([pollSummary(), pollStatus()]));
+
+const slowPoll = poller(BOARD_POLL_MS, async () => {
+  if (state.view === 'board') await refreshBoard();
+  if (state.view === 'screen') await refreshScreenPostings();
+});
+
+/* ── Routing ───────────────────────────────────────────────────────────── */
+
+const VIEWS = ['overview', 'board', 'staff', 'mesh', 'screen'];
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, '');
+  const q = raw.indexOf('?');
+  const name = q < 0 ? raw : raw.slice(0, q);
+  const params = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1));
+  return { view: VIEWS.includes(name) ? name : 'overview', node: params.get('node') || null };
+}
+
+function route() {
+  const { view, node } = parseHash();
+  const newView = state.screenOnly ? 'screen' : view;
+  const drill = newView === 'overview' && node && node !== homeId() ? node : null;
+  const drillChanged = drill !== state.drill;
+  state.view = newView;
+  state.drill = drill;
+  document.body.classList.toggle('screen-mode', newView === 'screen');
+  for (const v of VIEWS) $('#view-' + v).hidden = v !== newView;
+  for (const a of $$('a[data-tab]')) a.classList.toggle('active', a.dataset.tab === newView);
+  if (drillChanged) {
+    state.summary = null;
+    renderSummary();
+    fastPoll.kick();
+  }
+  onViewShown(newView);
+}
+
+function onViewShown(view) {
+  if (view === 'board' && !state.board.loaded) reloadBoard();
+  else if (view === 'board' || view === 'screen') slowPoll.kick();
+  if (view === 'staff') loadPickLists();
+  if (view === 'screen') renderScreen();
+}
+
+/* ── Overview ──────────────────────────────────────────────────────────── */
+
+function renderSummary() {
+  renderTotals();
+  renderHeadline();
+  renderNodesTable();
+  renderBreakdowns();
+  renderTrend();
+  renderScreen();
+  updateCategoryList();
+}
+
+function renderTotals() {
+  const sub = (state.summary && state.summary.subtree) || {};
+  for (const k of TOTAL_KEYS) setFigure($('#total-' + k), sub[k]);
+}
+
+/** The office whose subtree the summary describes (`root`; older answers only had node_id). */
+function shownId(s) {
+  return (s && (s.root || s.node_id)) || null;
+}
+
+function renderHeadline() {
+  const s = state.summary;
+  const shown = state.drill || shownId(s) || homeId() || '';
+  $('#overview-node').textContent = shown;
+  renderBreadcrumb(shown);
+  const rep = $('#reporting');
+  const r = (s && s.reporting) || {};
+  rep.dataset.offices = isNum(r.offices) ? String(r.offices) : '';
+  rep.dataset.expected = isNum(r.expected) ? String(r.expected) : '';
+  if (!isNum(r.offices)) rep.textContent = '';
+  else if (isNum(r.expected)) rep.textContent = t('reporting', { n: r.offices, m: r.expected });
+  else rep.textContent = t('reporting.n', { n: r.offices });
+  rep.classList.toggle('incomplete', isNum(r.expected) && r.offices < r.expected);
+  const gen = s && toMs(s.generated_at);
+  $('#generated-at').textContent = gen ? t('as_of', { t: fmtClock(gen) }) : '';
+}
+
+/** Links from this node down to the shown one. */
+function renderBreadcrumb(shown) {
+  const home = homeId();
+  const nav = $('#breadcrumb');
+  if (!home || !shown || shown === home || !shown.startsWith(home + '/')) {
+    replaceChildren(nav, home && shown && shown !== home ? [crumb(home)] : []);
+    return;
+  }
+  const parts = [];
+  for (let id = shown; id && id !== home; id = parentOf(id)) parts.unshift(id);
+  parts.unshift(home);
+  const items = [];
+  parts.forEach((id, i) => {
+    if (i > 0) items.push(el('span', { class: 'crumb-sep' }, '›'));
+    items.push(i === parts.length - 1 ? el('span', { class: 'crumb-current' }, lastSegment(id)) : crumb(id));
+  });
+  replaceChildren(nav, items);
+}
+
+function crumb(id) {
+  const href = id === homeId() ? '#overview' : '#overview?node=' + encodeURIComponent(id);
+  return el('a', { href, 'data-node': id }, id === homeId() ? id : lastSegment(id));
+}
+
+/** The row's state: missing, stale or ok. */
+function rowState(n) {
+  if (n.missing || (!n.totals && !n.subtree && n.reported_at == null)) return 'missing';
+  return n.stale ? 'stale' : 'ok';
+}
+
+const STATE_ORDER = { ok: 0, stale: 1, missing: 2 };
+
+function childLink(id) {
+  const kids = (state.status && state.status.children) || [];
+  return kids.find((c) => c.node_id === id) || null;
+}
+
+function inFlightTotal(n) {
+  const f = n.in_flight;
+  if (!f) return null;
+  return RECORD_KINDS.reduce((sum, k) => sum + (isNum(f[k]) ? f[k] : 0), 0);
+}
+
+/** The figures a row shows: a node's whole subtree, or its own for the shown node itself. */
+function rowFigures(n, isSelf) {
+  return (isSelf ? n.totals || n.subtree : n.subtree || n.totals) || {};
+}
+
+function sortValue(n, key, isSelf) {
+  if (key === 'node_id') return n.node_id; // ids sort by place in the tree, names would not
+  if (TOTAL_KEYS.includes(key)) return rowFigures(n, isSelf)[key];
+  if (key === 'reported_at') return toMs(n.reported_at);
+  if (key === 'age_s') return n.age_s;
+  if (key === 'state') return STATE_ORDER[rowState(n)];
+  const link = childLink(n.node_id);
+  if (key === 'link') return link ? (link.connected ? 1 : 0) : n.link_down ? 0 : null;
+  if (key === 'backlog') return link ? link.backlog : null;
+  if (key === 'in_flight') return inFlightTotal(n);
+  return null;
+}
+
+function compareRows(a, b, shown) {
+  const { key, dir } = state.sort;
+  const va = sortValue(a, key, a.node_id === shown);
+  const vb = sortValue(b, key, b.node_id === shown);
+  // Unknown values sort last whatever the direction.
+  if (va == null || vb == null) return va == null ? (vb == null ? 0 : 1) : -1;
+  const c = typeof va === 'string' ? va.localeCompare(vb) : va - vb;
+  return c !== 0 ? c * dir : a.node_id.localeCompare(b.node_id);
+}
+
+function renderNodesTable() {
+  const s = state.summary;
+  const body = $('#nodes-body');
+  renderSortHeaders();
+  if (!s || !Array.isArray(s.nodes) || s.nodes.length === 0) {
+    replaceChildren(body, s ? el('tr', {}, el('td', { colspan: 13, class: 'empty' }, t('ov.no_nodes'))) : []);
+    return;
+  }
+  const shown = shownId(s);
+  const self = s.nodes.filter((n) => n.node_id === shown);
+  const others = s.nodes.filter((n) => n.node_id !== shown).sort((a, b) => compareRows(a, b, shown));
+  replaceChildren(body, self.concat(others).map((n) => nodeRow(n, n.node_id === shown)));
+}
+
+function renderSortHeaders() {
+  for (const th of $$('#nodes-table th[data-sort]')) {
+    const active = th.dataset.sort === state.sort.key;
+    if (active) th.setAttribute('aria-sort', state.sort.dir > 0 ? 'ascending' : 'descending');
+    else th.removeAttribute('aria-sort');
+  }
+}
+
+function nodeRow(n, isSelf) {
+  const st = rowState(n);
+  const figs = rowFigures(n, isSelf);
+  const cells = [officeCell(n, isSelf)];
+  for (const k of TOTAL_KEYS) cells.push(numCell(k, figs[k]));
+  const reported = toMs(n.reported_at);
+  cells.push(el('td', { 'data-col': 'reported_at' }, reported ? t('as_of', { t: fmtClock(reported) }) : '—'));
+  cells.push(el('td', { 'data-col': 'age_s', class: 'num', 'data-value': isNum(n.age_s) ? n.age_s : null }, fmtAge(n.age_s)));
+  cells.push(el('td', { 'data-col': 'state' }, stateBadge(st)));
+  const link = childLink(n.node_id);
+  cells.push(el('td', { 'data-col': 'link' }, link ? linkBadge(link) : n.link_down ? linkBadge({ connected: false }) : ''));
+  cells.push(numCell('backlog', link ? link.backlog : null));
+  const flight = inFlightTotal(n);
+  const flightCell = numCell('in_flight', flight);
+  if (n.in_flight) flightCell.title = t('inflight.title', inFlightVars(n.in_flight));
+  cells.push(flightCell);
+  return el('tr', { 'data-node': n.node_id, 'data-state': st, 'data-self': isSelf ? 'true' : null, class: 'row-' + st }, cells);
+}
+
+function inFlightVars(f) {
+  const v = {};
+  for (const k of RECORD_KINDS) v[k] = isNum(f[k]) ? f[k] : 0;
+  return v;
+}
+
+/** The office's name from the topology in the page's language, else the last segment of its id. */
+function officeName(n) {
+  const name = lang === 'en' ? n.name || n.name_zh : n.name_zh || n.name;
+  return name || lastSegment(n.node_id);
+}
+
+function officeCell(n, isSelf) {
+  const label = [el('span', { class: 'office-name' }, officeName(n)), el('span', { class: 'office-path' }, n.node_id)];
+  if (isSelf) {
+    return el('td', { 'data-col': 'node_id', class: 'office' }, label.concat(el('span', { class: 'self-tag' }, t('ov.self'))));
+  }
+  const href = '#overview?node=' + encodeURIComponent(n.node_id);
+  return el('td', { 'data-col': 'node_id', class: 'office' }, el('a', { href, class: 'drill', 'data-node': n.node_id }, label));
+}
+
+function numCell(col, value) {
+  return el('td', { 'data-col': col, class: 'num', 'data-value': isNum(value) ? value : null }, fmtNum(value));
+}
+
+function stateBadge(st) {
+  return el('span', { class: 'badge badge-' + st, 'data-testid': 'badge-' + st }, t('state.' + st));
+}
+
+function linkBadge(link) {
+  if (link.connected) return el('span', { class: 'badge badge-link-up' }, t('link.up'));
+  const since = sinceMs(toMs(link.last_contact));
+  const text = since === null ? t('link.down') : t('link.down_for', { age: fmtAge(since) });
+  return el('span', { class: 'badge badge-link-down' }, text);
+}
+
+function onSortClick(ev) {
+  const th = ev.target.closest('th[data-sort]');
+  if (!th) return;
+  const key = th.dataset.sort;
+  state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : 1 };
+  renderNodesTable();
+}
+
+/* Breakdowns */
+
+function renderBreakdowns() {
+  const s = state.summary || {};
+  const flowCols = ['postings_open', 'positions_open', 'placements'];
+  breakdownTable($('#by-category'), s.by_category, categoryLabel, flowCols);
+  breakdownTable($('#by-work-type'), s.by_work_type, workTypeLabel, flowCols);
+  breakdownTable($('#by-key-group'), s.by_key_group, keyGroupLabel, ['workers_registered', 'workers_seeking', 'placements']);
+}
+
+function breakdownTable(table, data, label, cols) {
+  const rows = Object.entries(data && typeof data === 'object' ? data : {})
+    .sort((a, b) => (b[1][cols[0]] || 0) - (a[1][cols[0]] || 0) || a[0].localeCompare(b[0]));
+  const head = el('thead', {}, el('tr', {}, [el('th', {}, t('col.name'))].concat(
+    cols.map((c) => el('th', { class: 'num' }, t('col.' + c))))));
+  const body = rows.length
+    ? rows.map(([name, v]) => el('tr', { 'data-key': name }, [el('td', { title: name }, label(name))].concat(
+      cols.map((c) => numCell(c, v && v[c])))))
+    : [el('tr', {}, el('td', { colspan: cols.length + 1, class: 'empty' }, t('ov.no_data')))];
+  replaceChildren(table, [head, el('tbody', {}, body)]);
+}
+
+/* Trend chart: inline SVG, two polylines over the last 30 days. */
+
+function trendSeries(daily, endMs) {
+  const byDay = new Map();
+  for (const d of Array.isArray(daily) ? daily : []) if (d && d.day) byDay.set(d.day, d);
+  const days = [];
+  for (let i = TREND_DAYS - 1; i >= 0; i--) days.push(cstDay(endMs - i * 86400000));
+  return days.map((day) => {
+    const d = byDay.get(day) || {};
+    return { day, postings: isNum(d.postings_published) ? d.postings_published : 0, placements: isNum(d.placements) ? d.placements : 0 };
+  });
+}
+
+/** A round axis maximum ≥ v with four whole-number steps of 1, 2 or 5 × 10^k. */
+function niceMax(v) {
+  const raw = Math.max(1, v / 4);
+  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw);
+  return step * 4;
+}
+
+function renderTrend() {
+  const box = $('#trend-chart');
+  const s = state.summary;
+  if (!s) { replaceChildren(box, []); return; }
+  const end = toMs(s.generated_at) || Date.now();
+  const series = trendSeries(s.daily, end);
+  const W = 760, H = 260, L = 48, R = 16, T = 36, B = 34;
+  const max = niceMax(Math.max(1, ...series.map((d) => Math.max(d.postings, d.placements))));
+  const x = (i) => L + (i * (W - L - R)) / (TREND_DAYS - 1);
+  const y = (v) => T + (H - T - B) * (1 - v / max);
+  const parts = [];
+  for (let k = 0; k <= 4; k++) {
+    const v = (max * k) / 4;
+    parts.push(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
+    parts.push(svg('text', { x: L - 6, y: y(v) + 5, class: 'axis', 'text-anchor': 'end' }, fmtNum(v)));
+  }
+  series.forEach((d, i) => {
+    if (i % 5 === 4 || i === 0) {
+      parts.push(svg('text', { x: x(i), y: H - 10, class: 'axis', 'text-anchor': 'middle' }, d.day.slice(5)));
+    }
+  });
+  parts.push(seriesLine(series, 'postings', 'series-postings', x, y));
+  parts.push(seriesLine(series, 'placements', 'series-placements', x, y));
+  parts.push(legend(L));
+  const total = series.reduce((a, d) => a + d.postings + d.placements, 0);
+  if (total === 0) parts.push(svg('text', { x: W / 2, y: H / 2, class: 'axis', 'text-anchor': 'middle' }, t('trend.empty')));
+  const chart = svg('svg', {
+    viewBox: `0 0 ${W} ${H}`, class: 'trend-svg', role: 'img', 'aria-label': t('ov.trend'), 'data-days': TREND_DAYS,
+  }, parts);
+  replaceChildren(box, chart);
+}
+
+function seriesLine(series, key, cls, x, y) {
+  const points = series.map((d, i) => `${x(i).toFixed(1)},${y(d[key]).toFixed(1)}`).join(' ');
+  const dots = series.map((d, i) => svg('circle', { cx: x(i), cy: y(d[key]), r: 3.5, class: cls + '-dot' },
+    svg('title', {}, `${d.day}: ${t('trend.' + key)} ${d[key]}`)));
+  return svg('g', {}, [svg('polyline', { points, class: 'series ' + cls, fill: 'none' })].concat(dots));
+}
+
+function legend(left) {
+  const item = (dx, cls, key) => svg('g', { transform: `translate(${left + dx},14)` }, [
+    svg('rect', { x: 0, y: -8, width: 22, height: 6, class: cls + '-swatch' }),
+    svg('text', { x: 28, y: 0, class: 'legend' }, t(key)),
+  ]);
+  return svg('g', {}, [item(0, 'series-postings', 'trend.postings'), item(220, 'series-placements', 'trend.placements')]);
+}
+
+/* Category datalist: common categories plus those seen in the figures. */
+
+function updateCategoryList() {
+  const seen = Object.keys((state.summary && state.summary.by_category) || {});
+  const common = CATEGORIES.map((c) => c[0]);
+  const names = common.concat(seen.filter((n) => !common.includes(n) && !CATEGORIES.some((c) => c[1] === n)));
+  const key = lang + '|' + names.join('\u0001');
+  if (key === state.categories) return;
+  state.categories = key;
+  replaceChildren($('#category-list'), names.map((n) => {
+    const hit = CATEGORIES.find((c) => c[0] === n);
+    return el('option', { value: n, label: hit && lang === 'en' ? hit[1] : null });
+  }));
+}
+
+/* ── Status: mesh view, header, audience choices ───────────────────────── */
+
+function renderStatus() {
+  const s = state.status || {};
+  $('#node-id').textContent = s.node_id || '';
+  if (s.node_id) document.title = `jobmesh · ${s.node_id}`;
+  renderMesh();
+  renderAudienceChoices();
+  if (state.summary) {
+    renderNodesTable(); // link state lives in the status
+    renderHeadline();
+  }
+  $('#screen-node').textContent = s.node_id || '';
+}
+
+function renderMesh() {
+  const s = state.status;
+  if (!s) return;
+  renderParent(s.parent);
+  const body = $('#mesh-children tbody');
+  const kids = Array.isArray(s.children) ? s.children : [];
+  replaceChildren(body, kids.length
+    ? kids.map(childRow)
+    : el('tr', {}, el('td', { colspan: 4, class: 'empty' }, t('mesh.no_children'))));
+  const rec = s.records || {};
+  for (const k of HELD_KINDS) setFigure($('#records-' + k), rec[k]);
+}
+
+function renderParent(p) {
+  const box = $('#mesh-parent');
+  if (!p) {
+    delete box.dataset.connected;
+    replaceChildren(box, el('p', {}, t('mesh.root')));
+    return;
+  }
+  box.dataset.connected = String(!!p.connected);
+  replaceChildren(box, el('dl', { class: 'kv' }, [
+    el('dt', {}, t('col.office')), el('dd', { class: 'mono' }, p.node_id),
+    el('dt', {}, t('mesh.addr')), el('dd', { class: 'mono' }, p.addr || '—'),
+    el('dt', {}, t('col.link')), el('dd', {}, linkBadge(p)),
+    el('dt', {}, t('mesh.last_contact')), el('dd', {}, lastContactText(p.last_contact)),
+    el('dt', {}, t('mesh.backlog')), el('dd', { 'data-value': isNum(p.backlog) ? p.backlog : null }, fmtNum(p.backlog)),
+  ]));
+}
+
+function lastContactText(v) {
+  const ms = toMs(v);
+  if (ms === null) return t('mesh.never');
+  return `${fmtClock(ms)} (${t('ago', { age: fmtAge(sinceMs(ms)) })})`;
+}
+
+function childRow(c) {
+  return el('tr', { 'data-node': c.node_id, 'data-connected': String(!!c.connected) }, [
+    el('td', { class: 'office' }, [el('span', { class: 'office-name' }, c.name || lastSegment(c.node_id)),
+      el('span', { class: 'office-path' }, c.node_id)]),
+    el('td', {}, linkBadge(c)),
+    el('td', {}, lastContactText(c.last_contact)),
+    numCell('backlog', c.backlog),
+  ]);
+}
+
+/* ── Job board ─────────────────────────────────────────────────────────── */
+
+function boardFilters() {
+  const f = $('#board-filters');
+  return {
+    category: f.elements.category.value.trim(),
+    work_type: f.elements.work_type.value,
+    open: f.elements.open.checked ? 'true' : undefined,
+  };
+}
+
+/** Fetch one page of the board; drops the answer if the filters changed meanwhile. */
+async function fetchBoard(params, apply) {
+  const b = state.board;
+  const gen = b.generation;
+  b.busy = true;
+  try {
+    const data = await apiGet('/v1/postings', Object.assign(boardFilters(), params));
+    if (gen !== b.generation) return;
+    apply(Array.isArray(data.postings) ? data.postings : [], data.next == null ? null : data.next);
+    b.loaded = true;
+    markOk('board');
+    renderBoard();
+  } catch (e) {
+    if (gen === b.generation) markFailed('board', e);
+  } finally {
+    if (gen === b.generation) b.busy = false;
+  }
+}
+
+function reloadBoard() {
+  const b = state.board;
+  b.generation++;
+  b.items = [];
+  b.next = null;
+  renderBoard();
+  return fetchBoard({ limit: BOARD_PAGE }, (items, next) => { b.items = items; b.next = next; });
+}
+
+/** Poll: re-read as many postings as are shown, so remaining counts stay live. */
+function refreshBoard() {
+  const b = state.board;
+  if (b.busy) return Promise.resolve();
+  const limit = Math.min(MAX_LIMIT, Math.max(BOARD_PAGE, b.items.length));
+  return fetchBoard({ limit }, (items, next) => { b.items = items; b.next = next; });
+}
+
+function loadMoreBoard() {
+  const b = state.board;
+  if (b.busy || b.next == null) return;
+  fetchBoard({ limit: BOARD_PAGE, after: b.next }, (items, next) => {
+    const have = new Set(b.items.map((p) => p.id));
+    b.items = b.items.concat(items.filter((p) => !have.has(p.id)));
+    b.next = next;
+  });
+}
+
+function renderBoard() {
+  const b = state.board;
+  replaceChildren($('#board-list'), b.items.map(postingCard));
+  $('#board-empty').hidden = !(b.loaded && b.items.length === 0);
+  $('#board-more').hidden = b.next == null;
+  $('#board-count').textContent = b.loaded ? t('board.count', { n: b.items.length }) : '';
+}
+
+function remainingOf(p) {
+  if (isNum(p.remaining)) return p.remaining;
+  return isNum(p.positions) ? p.positions - (isNum(p.filled) ? p.filled : 0) : null;
+}
+
+function postingCard(p) {
+  const rem = remainingOf(p);
+  const badges = [el('span', { class: 'badge badge-wt' }, workTypeLabel(p.work_type))];
+  if (p.category) badges.push(el('span', { class: 'badge badge-cat', title: p.category }, categoryLabel(p.category)));
+  if (p.status && p.status !== 'open') badges.push(el('span', { class: 'badge badge-status-' + p.status }, statusLabel(p.status)));
+  const details = [
+    detail('board.employer', p.employer), detail('board.wage', p.wage), detail('board.location', p.location),
+    detail('board.valid_until', p.valid_until), detail('board.origin', p.origin),
+  ];
+  return el('article', { class: 'posting' + (rem === 0 ? ' posting-full' : ''), 'data-id': p.id, 'data-testid': 'posting' }, [
+    el('div', { class: 'posting-main' }, [
+      el('h3', { class: 'posting-title' }, p.title || '—'),
+      el('div', { class: 'posting-badges' }, badges),
+      el('dl', { class: 'posting-details' }, details),
+    ]),
+    el('div', { class: 'posting-side' }, [
+      el('div', { class: 'remaining', 'data-value': isNum(rem) ? rem : null }, t('board.remaining', { r: fmtNum(rem) })),
+      el('div', { class: 'muted' }, t('board.of', { p: fmtNum(p.positions) })),
+      el('div', { class: 'posting-id mono' }, p.id),
+    ]),
+  ]);
+}
+
+function detail(key, value) {
+  if (value === undefined || value === null || value === '') return null;
+  return el('div', { class: 'detail' }, [el('dt', {}, t(key)), el('dd', {}, String(value))]);
+}
+
+/* ── Screen mode ───────────────────────────────────────────────────────── */
+
+function renderScreen() {
+  // The screen always shows this node's own subtree, even after a drill-down.
+  const sub = (!state.drill && state.summary && state.summary.subtree) || null;
+  if (sub) {
+    const posts = isNum(sub.positions_open) || isNum(sub.positions_filled)
+      ? (sub.positions_open || 0) + (sub.positions_filled || 0)
+      : sub.postings_open;
+    setFigure($('#screen-posts'), posts);
+    setFigure($('#screen-registered'), sub.workers_registered);
+    setFigure($('#screen-placements'), sub.placements);
+  }
+  $('#screen-clock').textContent = fmtClockSeconds(Date.now()).slice(0, 5);
+  // Rebuild the list only when it changed, so its entry animation marks news.
+  const key = lang + JSON.stringify(state.screenPostings);
+  if (key !== state.screenKey) {
+    state.screenKey = key;
+    replaceChildren($('#screen-postings'), state.screenPostings.map(screenItem));
+  }
+}
+
+function screenItem(p) {
+  const rem = remainingOf(p);
+  return el('li', { 'data-id': p.id }, [
+    el('span', { class: 'screen-title' }, p.title || '—'),
+    el('span', { class: 'screen-employer' }, p.employer || ''),
+    el('span', { class: 'screen-wt' }, workTypeLabel(p.work_type)),
+    el('span', { class: 'screen-wage' }, p.wage || ''),
+    el('span', { class: 'screen-rem' }, t('screen.remaining', { r: fmtNum(rem) })),
+  ]);
+}
+
+/** When the list is taller than its frame, scroll it one row at a time, then back to the top. */
+function advanceScreenList() {
+  const wrap = $('.screen-list-wrap');
+  const first = $('#screen-postings li');
+  if (!first || wrap.scrollHeight <= wrap.clientHeight + 1) return;
+  const atEnd = wrap.scrollTop + wrap.clientHeight >= wrap.scrollHeight - 1;
+  wrap.scrollTo({ top: atEnd ? 0 : wrap.scrollTop + first.offsetHeight, behavior: 'smooth' });
+}
+
+async function refreshScreenPostings() {
+  try {
+    const data = await apiGet('/v1/postings', { open: 'true', limit: SCREEN_FETCH });
+    const list = (Array.isArray(data.postings) ? data.postings : []).filter((p) => remainingOf(p) !== 0);
+    list.sort((a, b) => (toMs(b.created_at) || 0) - (toMs(a.created_at) || 0));
+    state.screenPostings = list.slice(0, SCREEN_SHOWN);
+    markOk('screen');
+    renderScreen();
+  } catch (e) {
+    markFailed('screen', e);
+  }
+}
+
+/* ── Staff forms ───────────────────────────────────────────────────────── */
+
+function fillOptionSelects(root) {
+  for (const sel of $$('select[data-options]', root)) {
+    const values = sel.dataset.options === 'key_group' ? KEY_GROUPS : WORK_TYPES;
+    const label = sel.dataset.options === 'key_group' ? keyGroupLabel : workTypeLabel;
+    const current = sel.value;
+    replaceChildren(sel, [el('option', { value: '' }, t(sel.dataset.empty || 'opt.any'))]
+      .concat(values.map((v) => el('option', { value: v }, label(v)))));
+    sel.value = current;
+  }
+}
+
+/** The audience select offers this node and its ancestors; it fills input[name=audience]. */
+function renderAudienceChoices() {
+  const id = state.status && state.status.node_id;
+  if (!id) return;
+  const select = $('#audience-scope');
+  const input = $('#post-form').elements.audience;
+  const rebuild = state.audienceFor !== id + '|' + lang;
+  if (rebuild) {
+    const opts = [el('option', { value: id }, t('scope.own', { id }))]
+      .concat(ancestorsOf(id).map((a) => el('option', { value: a }, t('scope.ancestor', { id: a }))))
+      .concat(el('option', { value: '' }, t('scope.other')));
+    replaceChildren(select, opts);
+    if (state.audienceFor === null && !input.value) input.value = id;
+    state.audienceFor = id + '|' + lang;
+  }
+  syncAudienceSelect();
+}
+
+function syncAudienceSelect() {
+  const select = $('#audience-scope');
+  const value = $('#post-form').elements.audience.value.trim();
+  const match = Array.from(select.options).some((o) => o.value && o.value === value);
+  select.value = match ? value : '';
+}
+
+function onAudienceScope() {
+  const select = $('#audience-scope');
+  const input = $('#post-form').elements.audience;
+  if (select.value) input.value = select.value;
+  else { input.value = ''; input.focus(); }
+}
+
+/** Helper selects that copy their value into an id input. */
+function bindPick(selectSel, inputName, form) {
+  const select = $(selectSel);
+  const input = form.elements[inputName];
+  select.addEventListener('change', () => { if (select.value) input.value = select.value; });
+  input.addEventListener('input', () => {
+    select.value = Array.from(select.options).some((o) => o.value === input.value.trim()) ? input.value.trim() : '';
+  });
+}
+
+async function loadPickLists() {
+  const [workers, postings] = await Promise.all([
+    apiGet('/v1/workers', { limit: PICK_LIMIT }).catch((e) => { markFailed('workers', e); return null; }),
+    apiGet('/v1/postings', { open: 'true', limit: PICK_LIMIT }).catch((e) => { markFailed('postings', e); return null; }),
+  ]);
+  if (workers) { markOk('workers'); fillWorkerPick(Array.isArray(workers.workers) ? workers.workers : []); }
+  if (postings) { markOk('postings'); fillPostingPick(Array.isArray(postings.postings) ? postings.postings : []); }
+}
+
+function fillWorkerPick(workers) {
+  const seekingFirst = workers.slice().sort((a, b) => (a.status === 'placed') - (b.status === 'placed'));
+  fillPick($('#worker-pick'), $('#placement-form').elements.worker_id, seekingFirst.map((w) => ({
+    value: w.id,
+    text: `${w.name || '—'} · ${keyGroupLabel(w.key_group)}${w.status ? ' · ' + workerStatusLabel(w.status) : ''} · ${w.id}`,
+  })));
+}
+
+function fillPostingPick(postings) {
+  fillPick($('#posting-pick'), $('#placement-form').elements.posting_id, postings.filter((p) => remainingOf(p) !== 0).map((p) => ({
+    value: p.id,
+    text: `${p.title || '—'} · ${p.employer || ''} · ${t('board.remaining', { r: fmtNum(remainingOf(p)) })} · ${p.id}`,
+  })));
+}
+
+function fillPick(select, input, items) {
+  replaceChildren(select, [el('option', { value: '' }, t('opt.pick'))]
+    .concat(items.map((i) => el('option', { value: i.value }, i.text))));
+  select.value = items.some((i) => i.value === input.value.trim()) ? input.value.trim() : '';
+}
+
+/* Reading form values */
+
+function textValue(form, name) {
+  const f = form.elements[name];
+  return f ? f.value.trim() : '';
+}
+
+/** Put optional fields in only when filled in. */
+function withOptional(body, form, names) {
+  for (const n of names) {
+    const v = textValue(form, n);
+    if (v) body[n] = v;
+  }
+  return body;
+}
+
+/** positions: a number when it looks like one, else the raw text so the API names the problem. */
+function positionsValue(raw) {
+  return /^-?\d+$/.test(raw) ? Number(raw) : raw;
+}
+
+function postBody(form) {
+  const body = {
+    title: textValue(form, 'title'),
+    employer: textValue(form, 'employer'),
+    category: textValue(form, 'category'),
+    work_type: textValue(form, 'work_type'),
+    positions: positionsValue(textValue(form, 'positions')),
+  };
+  return withOptional(body, form, ['audience', 'wage', 'location', 'valid_until']);
+}
+
+function workerBody(form) {
+  const body = { name: textValue(form, 'name'), key_group: textValue(form, 'key_group') };
+  withOptional(body, form, ['phone', 'wanted_work_type']);
+  const skills = textValue(form, 'skills').split(/[,，、;；\n]+/).map((s) => s.trim()).filter(Boolean);
+  if (skills.length) body.skills = skills;
+  return body;
+}
+
+function placementBody(form) {
+  return { worker_id: textValue(form, 'worker_id'), posting_id: textValue(form, 'posting_id') };
+}
+
+/* Showing results and errors */
+
+function formFieldNames(form) {
+  return $$('.field-error[data-field]', form).map((e) => e.dataset.field);
+}
+
+/** The field an API error message names: text before the first ':', or its first word. */
+function fieldOfMessage(message, names) {
+  const m = String(message || '');
+  const colon = m.indexOf(':');
+  const candidates = [];
+  if (colon > 0) candidates.push(m.slice(0, colon).trim().replace(/\[.*$/, ''));
+  const word = /^\s*([A-Za-z_][A-Za-z0-9_]*)/.exec(m);
+  if (word) candidates.push(word[1]);
+  return candidates.find((c) => names.includes(c)) || null;
+}
+
+function clearFormMessages(form, prefix) {
+  for (const e of $$('.field-error', form)) { e.textContent = ''; e.hidden = true; }
+  for (const i of $$('[aria-invalid]', form)) i.removeAttribute('aria-invalid');
+  const err = $('#' + prefix + '-error');
+  err.hidden = true;
+  err.textContent = '';
+  const ok = $('#' + prefix + '-result');
+  ok.hidden = true;
+  ok.textContent = '';
+  delete ok.dataset.id;
+}
+
+function showFormError(form, prefix, message) {
+  const field = fieldOfMessage(message, formFieldNames(form));
+  if (field) {
+    const slot = $(`.field-error[data-field="${field}"]`, form);
+    slot.textContent = message;
+    slot.hidden = false;
+    const input = form.elements[field];
+    if (input) { input.setAttribute('aria-invalid', 'true'); input.focus(); }
+    return;
+  }
+  const err = $('#' + prefix + '-error');
+  err.textContent = message;
+  err.hidden = false;
+}
+
+function showFormResult(prefix, okKey, id) {
+  const box = $('#' + prefix + '-result');
+  box.dataset.id = id;
+  replaceChildren(box, [t(okKey) + ' ', el('code', { id: prefix + '-result-id', class: 'mono' }, id)]);
+  box.hidden = false;
+}
+
+function failureMessage(res) {
+  if (res.data && res.data.error) return String(res.data.error);
+  return res.status === 0 ? t('err.network') : t('err.http', { status: res.status });
+}
+
+/**
+ * Wire a form: build the body, POST it, show the new id or the error next to
+ * its field, then `after` (resetting, refreshing lists).
+ */
+function bindForm(form, prefix, path, build, okKey, after) {
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const button = $('button[type=submit]', form);
+    clearFormMessages(form, prefix);
+    button.disabled = true;
+    try {
+      const res = await apiPost(path, build(form));
+      if (res.ok) {
+        const id = (res.data && res.data.id) || '';
+        after(form);
+        showFormResult(prefix, okKey, id);
+      } else {
+        showFormError(form, prefix, failureMessage(res));
+      }
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+function resetKeeping(form, keep) {
+  const saved = keep.map((n) => [n, form.elements[n].value]);
+  form.reset();
+  for (const [n, v] of saved) form.elements[n].value = v;
+}
+
+function afterPost(form) {
+  resetKeeping(form, ['audience', 'work_type']);
+  syncAudienceSelect();
+  state.board.loaded = false; // the new posting belongs on the board
+  loadPickLists();
+  fastPoll.kick();
+}
+
+function afterWorker(form) {
+  form.reset();
+  loadPickLists();
+  fastPoll.kick();
+}
+
+function afterPlacement(form) {
+  form.reset();
+  $('#worker-pick').value = '';
+  $('#posting-pick').value = '';
+  state.board.loaded = false;
+  loadPickLists();
+  fastPoll.kick();
+}
+
+function setupForms() {
+  fillOptionSelects(document);
+  const post = $('#post-form');
+  bindForm(post, 'post', '/v1/postings', postBody, 'ok.post', afterPost);
+  bindForm($('#worker-form'), 'worker', '/v1/workers', workerBody, 'ok.worker', afterWorker);
+  bindForm($('#placement-form'), 'placement', '/v1/placements', placementBody, 'ok.placement', afterPlacement);
+  $('#audience-scope').addEventListener('change', onAudienceScope);
+  post.elements.audience.addEventListener('input', syncAudienceSelect);
+  const placement = $('#placement-form');
+  bindPick('#worker-pick', 'worker_id', placement);
+  bindPick('#posting-pick', 'posting_id', placement);
+  for (const e of $$('.field-error')) e.hidden = true;
+}
+
+/* ── Language ──────────────────────────────────────────────────────────── */
+
+function applyStaticText() {
+  document.documentElement.lang = lang === 'en' ? 'en' : 'zh-CN';
+  for (const node of $$('[data-i18n]')) node.textContent = t(node.dataset.i18n);
+  for (const node of $$('[data-i18n-placeholder]')) node.placeholder = t(node.dataset.i18nPlaceholder);
+  $('#lang-toggle').textContent = t('lang.switch');
+}
+
+function setLang(next) {
+  lang = next;
+  try { localStorage.setItem(LANG_KEY, lang); } catch (e) { /* private mode: not remembered */ }
+  applyStaticText();
+  fillOptionSelects(document);
+  renderAll();
+  if (state.view === 'staff') loadPickLists();
+}
+
+function renderAll() {
+  renderConnection();
+  renderSummary();
+  renderStatus();
+  renderBoard();
+  renderScreen();
+}
+
+/* ── Start ─────────────────────────────────────────────────────────────── */
+
+function setupEvents() {
+  window.addEventListener('hashchange', route);
+  $('#lang-toggle').addEventListener('click', () => setLang(lang === 'zh' ? 'en' : 'zh'));
+  $('#nodes-table thead').addEventListener('click', onSortClick);
+  $('#all-levels').addEventListener('change', (ev) => {
+    state.allLevels = ev.target.checked;
+    fastPoll.kick();
+  });
+  const filters = $('#board-filters');
+  filters.addEventListener('submit', (ev) => ev.preventDefault()); // Enter also fires 'change'
+  filters.addEventListener('change', () => reloadBoard());
+  $('#board-more').addEventListener('click', loadMoreBoard);
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) { fastPoll.kick(); slowPoll.kick(); }
+  });
+  setInterval(() => { if (state.view === 'screen') $('#screen-clock').textContent = fmtClockSeconds(Date.now()).slice(0, 5); }, 1000);
+  setInterval(() => { if (state.view === 'screen') advanceScreenList(); }, SCREEN_SCROLL_MS);
+}
+
+function start() {
+  if (state.screenOnly) document.body.classList.add('screen-only');
+  applyStaticText();
+  setupForms();
+  setupEvents();
+  route();
+  renderAll();
+  fastPoll.start();
+  slowPoll.start();
+}
+
+start();

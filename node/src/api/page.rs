@@ -1,0 +1,32 @@
+//! The web page (compiled in from `node/assets/`) and the health check.
+//!
+//! The page's files hold no data, so they are served without a token (a
+//! browser cannot add a bearer header to `<script src>`); the page reads
+//! `?token=` from its own address and sends it on every API call.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+
+const INDEX_HTML: &str = include_str!("../../assets/index.html");
+const APP_JS: &str = include_str!("../../assets/app.js");
+const APP_CSS: &str = include_str!("../../assets/app.css");
+
+/// `GET /`
+pub async fn index() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], INDEX_HTML)
+}
+
+/// `GET /app.js`
+pub async fn app_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], APP_JS)
+}
+
+/// `GET /app.css`
+pub async fn app_css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], APP_CSS)
+}
+
+/// `GET /healthz`: the router only exists once the store is open.
+pub async fn healthz() -> &'static str {
+    "ok"
+}

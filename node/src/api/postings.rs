@@ -1,0 +1,151 @@
+//! `/v1/postings`: publish, list, read and change job postings.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use jobmesh_protocol::engine::local::{NewPosting, PostingPatch};
+use jobmesh_protocol::record::{PostingStatus, WorkType};
+use jobmesh_protocol::{store, Body, Kind, NodeId, RecordId};
+use serde::Serialize;
+
+use super::error::{ApiError, ApiResult};
+use super::input::{parse_record_id, Fields, IdPath, JsonObject, QueryParams};
+use super::paging::{scan_page, PageRequest};
+use super::views::PostingView;
+use super::{blocking, Api};
+
+const CREATE_FIELDS: &[&str] =
+    &["title", "employer", "category", "work_type", "positions", "audience", "wage", "location", "valid_until"];
+const PATCH_FIELDS: &[&str] = &[
+    "title",
+    "employer",
+    "category",
+    "work_type",
+    "positions",
+    "wage",
+    "location",
+    "valid_until",
+    "status",
+    "audience",
+];
+
+/// `{"postings": [...], "next": CURSOR | null}`
+#[derive(Serialize)]
+pub struct PostingList {
+    pub postings: Vec<PostingView>,
+    pub next: Option<String>,
+}
+
+/// `POST /v1/postings` → 201 with the stored posting.
+pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<(StatusCode, Json<PostingView>)> {
+    let f = Fields::new(body, CREATE_FIELDS)?;
+    let new = NewPosting {
+        title: f.text("title")?,
+        employer: f.text("employer")?,
+        category: f.text("category")?,
+        work_type: Fields::required("work_type", f.work_type("work_type")?)?,
+        positions: f.positions("positions")?,
+        audience: f.node_id("audience")?,
+        wage: f.opt_text("wage")?,
+        location: f.opt_text("location")?,
+        valid_until: f.date("valid_until")?,
+    };
+    let written = api.state.write(move |e, now| e.create_posting(new, now)).await?;
+    let rec = written.records.first().ok_or_else(|| ApiError::Internal("the engine stored no record".into()))?;
+    let Body::Posting(p) = &rec.body else { return Err(ApiError::Internal("the engine stored no posting".into())) };
+    Ok((StatusCode::CREATED, Json(PostingView::new(&api.state.me, rec, p, 0))))
+}
+
+/// `GET /v1/postings?audience=&category=&work_type=&open=&origin=&limit=&after=`
+pub async fn list(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<PostingList>> {
+    let page = PageRequest::from_query(&q)?;
+    let audience = q.node_id("audience")?;
+    let origin = q.node_id("origin")?;
+    let category = q.get("category").filter(|s| !s.is_empty()).map(str::to_owned);
+    let work_type = match q.get("work_type").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(WorkType::parse(s).ok_or_else(|| {
+            ApiError::field(
+                "work_type",
+                format!("{s:?} is not one of {}", WorkType::ALL.map(WorkType::as_str).join(", ")),
+            )
+        })?),
+    };
+    let open = q.bool("open")?;
+    let prefix = origin.map(|o| RecordId::origin_prefix(&o, Kind::Posting)).unwrap_or_default();
+    let page = blocking(move || {
+        let kv = &api.state.kv;
+        let me = &api.state.me;
+        scan_page(kv, Kind::Posting, &prefix, &page, |sr| {
+            let Body::Posting(p) = &sr.record.body else { return Ok(None) };
+            if audience.as_ref().is_some_and(|a| *a != p.audience)
+                || category.as_ref().is_some_and(|c| *c != p.category)
+                || work_type.is_some_and(|w| w != p.work_type)
+                || (open == Some(true) && p.status != PostingStatus::Open)
+            {
+                return Ok(None);
+            }
+            let filled = store::filled(kv, &sr.record.id)?;
+            let view = PostingView::new(me, &sr.record, p, filled);
+            Ok(match open {
+                Some(want) if view.is_open() != want => None,
+                _ => Some(view),
+            })
+        })
+    })
+    .await??;
+    Ok(Json(PostingList { postings: page.items, next: page.next }))
+}
+
+/// The posting id in the path, checked.
+fn path_id(raw: &str) -> ApiResult<RecordId> {
+    parse_record_id("id", raw, Kind::Posting)
+}
+
+/// `GET /v1/postings/{id}`
+pub async fn get(State(api): State<Arc<Api>>, IdPath(raw): IdPath) -> ApiResult<Json<PostingView>> {
+    let id = path_id(&raw)?;
+    let view = blocking(move || {
+        let kv = &api.state.kv;
+        match store::get_record(kv, &id)? {
+            Some(sr) => PostingView::load(kv, &api.state.me, &sr.record),
+            None => Ok(None),
+        }
+    })
+    .await??;
+    view.map(Json).ok_or_else(|| ApiError::NotFound(format!("id: posting {raw} is not held at this node")))
+}
+
+/// `PATCH /v1/postings/{id}` (origin only) → 200 with the new version.
+pub async fn patch(State(api): State<Arc<Api>>, IdPath(raw): IdPath, body: JsonObject) -> ApiResult<Json<PostingView>> {
+    let id = path_id(&raw)?;
+    let f = Fields::new(body, PATCH_FIELDS)?;
+    if f.has("audience") {
+        return Err(ApiError::BadRequest(
+            "audience cannot change: the posting is already held across its audience; publish a new posting instead"
+                .into(),
+        ));
+    }
+    let work_type =
+        if f.has("work_type") { Some(Fields::required("work_type", f.work_type("work_type")?)?) } else { None };
+    let status = if f.has("status") { Some(Fields::required("status", f.status("status")?)?) } else { None };
+    let patch = PostingPatch {
+        title: f.patch_required_text("title")?,
+        employer: f.patch_required_text("employer")?,
+        category: f.patch_required_text("category")?,
+        work_type,
+        positions: f.opt_positions("positions")?,
+        wage: f.patch_text("wage")?,
+        location: f.patch_text("location")?,
+        valid_until: f.patch_date("valid_until")?,
+        status,
+    };
+    let written = api.state.write(move |e, now| e.update_posting(&id, patch, now)).await?;
+    let rec =
+        written.records.first().cloned().ok_or_else(|| ApiError::Internal("the engine stored no record".into()))?;
+    let me: NodeId = api.state.me.clone();
+    let view = blocking(move || PostingView::load(&api.state.kv, &me, &rec)).await??;
+    view.map(Json).ok_or_else(|| ApiError::Internal("the engine stored no posting".into()))
+}

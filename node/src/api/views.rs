@@ -1,0 +1,180 @@
+//! JSON views of records as the API returns them.
+//!
+//! Times are ISO-8601 UTC strings with second precision
+//! (`"2026-11-29T05:01:02Z"`); the store keeps Unix milliseconds.
+
+use jobmesh_protocol::kv::{Kv, StoreError};
+use jobmesh_protocol::record::{KeyGroup, Placement, Posting, PostingStatus, WorkType, Worker};
+use jobmesh_protocol::store;
+use jobmesh_protocol::{Body, NodeId, Record, RecordId};
+use serde::Serialize;
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time in milliseconds (UTC).
+pub fn iso_time(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let day = (secs / 86_400) as i32;
+    let s = secs % 86_400;
+    format!("{}T{:02}:{:02}:{:02}Z", jobmesh_protocol::time::day_to_iso(day), s / 3600, s / 60 % 60, s % 60)
+}
+
+/// A posting with its fill total.
+#[derive(Debug, Clone, Serialize)]
+pub struct PostingView {
+    pub id: RecordId,
+    pub origin: NodeId,
+    pub version: u64,
+    pub title: String,
+    pub employer: String,
+    pub category: String,
+    pub work_type: WorkType,
+    pub positions: u32,
+    /// Sum of the fills held here.
+    pub filled: u32,
+    /// `positions - filled`, never below 0.
+    pub remaining: u32,
+    pub wage: Option<String>,
+    pub location: Option<String>,
+    pub valid_until: Option<String>,
+    pub status: PostingStatus,
+    pub audience: NodeId,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Published by this node: only then may it be changed here.
+    pub own: bool,
+}
+
+impl PostingView {
+    pub fn new(me: &NodeId, rec: &Record, p: &Posting, filled: u32) -> PostingView {
+        PostingView {
+            id: rec.id.clone(),
+            origin: rec.origin.clone(),
+            version: rec.version,
+            title: p.title.clone(),
+            employer: p.employer.clone(),
+            category: p.category.clone(),
+            work_type: p.work_type,
+            positions: p.positions,
+            filled,
+            remaining: p.positions.saturating_sub(filled),
+            wage: p.wage.clone(),
+            location: p.location.clone(),
+            valid_until: p.valid_until.clone(),
+            status: p.status,
+            audience: p.audience.clone(),
+            created_at: iso_time(p.created_at),
+            updated_at: iso_time(p.updated_at),
+            own: &rec.origin == me,
+        }
+    }
+
+    /// The view of a stored posting record, reading its fill total.
+    pub fn load<K: Kv + ?Sized>(kv: &K, me: &NodeId, rec: &Record) -> Result<Option<PostingView>, StoreError> {
+        let Body::Posting(p) = &rec.body else { return Ok(None) };
+        let filled = store::filled(kv, &rec.id)?;
+        Ok(Some(PostingView::new(me, rec, p, filled)))
+    }
+
+    /// Open with positions left.
+    pub fn is_open(&self) -> bool {
+        self.status == PostingStatus::Open && self.remaining > 0
+    }
+}
+
+/// A worker with its derived status.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerView {
+    pub id: RecordId,
+    pub origin: NodeId,
+    /// The office the worker registered at (the record's origin).
+    pub office: NodeId,
+    pub version: u64,
+    pub name: String,
+    pub key_group: KeyGroup,
+    pub phone: Option<String>,
+    pub skills: Vec<String>,
+    pub wanted_work_type: Option<WorkType>,
+    pub registered_at: String,
+    /// `placed` once a placement for the worker is held here, else `seeking`.
+    pub status: &'static str,
+    /// Placements held here for the worker.
+    pub placements: u32,
+}
+
+impl WorkerView {
+    pub fn new(rec: &Record, w: &Worker, placed: u32) -> WorkerView {
+        WorkerView {
+            id: rec.id.clone(),
+            origin: rec.origin.clone(),
+            office: rec.origin.clone(),
+            version: rec.version,
+            name: w.name.clone(),
+            key_group: w.key_group,
+            phone: w.phone.clone(),
+            skills: w.skills.clone(),
+            wanted_work_type: w.wanted_work_type,
+            registered_at: iso_time(w.registered_at),
+            status: if placed > 0 { "placed" } else { "seeking" },
+            placements: placed,
+        }
+    }
+
+    pub fn load<K: Kv + ?Sized>(kv: &K, rec: &Record) -> Result<Option<WorkerView>, StoreError> {
+        let Body::Worker(w) = &rec.body else { return Ok(None) };
+        let placed = store::placed(kv, &rec.id)?;
+        Ok(Some(WorkerView::new(rec, w, placed)))
+    }
+}
+
+/// A placement.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlacementView {
+    pub id: RecordId,
+    /// The office that recorded the placement.
+    pub origin: NodeId,
+    pub version: u64,
+    pub worker_id: RecordId,
+    pub worker_office: NodeId,
+    pub posting_id: RecordId,
+    pub posting_origin: NodeId,
+    pub category: String,
+    pub work_type: WorkType,
+    pub key_group: KeyGroup,
+    pub placed_at: String,
+}
+
+impl PlacementView {
+    pub fn new(rec: &Record, l: &Placement) -> PlacementView {
+        PlacementView {
+            id: rec.id.clone(),
+            origin: rec.origin.clone(),
+            version: rec.version,
+            worker_id: l.worker_id.clone(),
+            worker_office: l.worker_office.clone(),
+            posting_id: l.posting_id.clone(),
+            posting_origin: l.posting_origin.clone(),
+            category: l.category.clone(),
+            work_type: l.work_type,
+            key_group: l.key_group,
+            placed_at: iso_time(l.placed_at),
+        }
+    }
+
+    pub fn of(rec: &Record) -> Option<PlacementView> {
+        match &rec.body {
+            Body::Placement(l) => Some(PlacementView::new(rec, l)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_times() {
+        assert_eq!(iso_time(0), "1970-01-01T00:00:00Z");
+        let day = jobmesh_protocol::time::iso_to_day("2026-11-29").unwrap() as u64;
+        assert_eq!(iso_time(day * 86_400_000 + (5 * 3600 + 62) * 1000 + 999), "2026-11-29T05:01:02Z");
+    }
+}

@@ -1,0 +1,93 @@
+//! `/v1/workers`: register, list and read job seekers.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use jobmesh_protocol::engine::local::NewWorker;
+use jobmesh_protocol::record::KeyGroup;
+use jobmesh_protocol::{store, Body, Kind, RecordId};
+use serde::Serialize;
+
+use super::error::{ApiError, ApiResult};
+use super::input::{parse_record_id, Fields, IdPath, JsonObject, QueryParams};
+use super::paging::{scan_page, PageRequest};
+use super::views::WorkerView;
+use super::{blocking, Api};
+
+const CREATE_FIELDS: &[&str] = &["name", "key_group", "phone", "skills", "wanted_work_type"];
+
+/// `{"workers": [...], "next": CURSOR | null}`
+#[derive(Serialize)]
+pub struct WorkerList {
+    pub workers: Vec<WorkerView>,
+    pub next: Option<String>,
+}
+
+/// `POST /v1/workers` → 201 with the stored worker.
+pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<(StatusCode, Json<WorkerView>)> {
+    let f = Fields::new(body, CREATE_FIELDS)?;
+    let new = NewWorker {
+        name: f.text("name")?,
+        key_group: Fields::required("key_group", f.key_group("key_group")?)?,
+        phone: f.opt_text("phone")?,
+        skills: f.string_list("skills")?,
+        wanted_work_type: f.work_type("wanted_work_type")?,
+    };
+    let written = api.state.write(move |e, now| e.register_worker(new, now)).await?;
+    let rec = written.records.first().ok_or_else(|| ApiError::Internal("the engine stored no record".into()))?;
+    let Body::Worker(w) = &rec.body else { return Err(ApiError::Internal("the engine stored no worker".into())) };
+    Ok((StatusCode::CREATED, Json(WorkerView::new(rec, w, 0))))
+}
+
+/// `GET /v1/workers?office=&key_group=&status=placed|seeking&limit=&after=`
+pub async fn list(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<WorkerList>> {
+    let page = PageRequest::from_query(&q)?;
+    let office = q.node_id("office")?;
+    let key_group = match q.get("key_group").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(KeyGroup::parse(s).ok_or_else(|| {
+            ApiError::field(
+                "key_group",
+                format!("{s:?} is not one of {}", KeyGroup::ALL.map(KeyGroup::as_str).join(", ")),
+            )
+        })?),
+    };
+    let status = match q.get("status").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s @ ("placed" | "seeking")) => Some(s.to_owned()),
+        Some(s) => return Err(ApiError::field("status", format!("{s:?} is not placed or seeking"))),
+    };
+    let prefix = office.map(|o| RecordId::origin_prefix(&o, Kind::Worker)).unwrap_or_default();
+    let page = blocking(move || {
+        let kv = &api.state.kv;
+        scan_page(kv, Kind::Worker, &prefix, &page, |sr| {
+            let Body::Worker(w) = &sr.record.body else { return Ok(None) };
+            if key_group.is_some_and(|k| k != w.key_group) {
+                return Ok(None);
+            }
+            let view = WorkerView::new(&sr.record, w, store::placed(kv, &sr.record.id)?);
+            Ok(match &status {
+                Some(s) if s != view.status => None,
+                _ => Some(view),
+            })
+        })
+    })
+    .await??;
+    Ok(Json(WorkerList { workers: page.items, next: page.next }))
+}
+
+/// `GET /v1/workers/{id}`
+pub async fn get(State(api): State<Arc<Api>>, IdPath(raw): IdPath) -> ApiResult<Json<WorkerView>> {
+    let id = parse_record_id("id", &raw, Kind::Worker)?;
+    let view = blocking(move || {
+        let kv = &api.state.kv;
+        match store::get_record(kv, &id)? {
+            Some(sr) => WorkerView::load(kv, &sr.record),
+            None => Ok(None),
+        }
+    })
+    .await??;
+    view.map(Json).ok_or_else(|| ApiError::NotFound(format!("id: worker {raw} is not held at this node")))
+}

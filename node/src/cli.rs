@@ -1,0 +1,164 @@
+//! The `jobmesh` command line (clap). Each subcommand is one [`Command`]
+//! variant and one arm in [`execute`]; its arguments are a struct next to it.
+//! `anyhow` is used here and in `main` only: this is where errors become
+//! messages for a person.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use jobmesh_protocol::NodeId;
+
+use crate::config::Config;
+use crate::logging::LogFormat;
+use crate::pki;
+use crate::runtime::{self, BoundSockets};
+
+/// jobmesh keeps the job and worker records of a public employment service
+/// in sync across its offices: one node per office, in a tree, over QUIC
+/// with mutual TLS.
+#[derive(Debug, Parser)]
+#[command(name = "jobmesh", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log format on stderr (the level comes from RUST_LOG, default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one office's node until SIGTERM or Ctrl-C.
+    Run(RunArgs),
+    /// Manage the province's private certificate authority.
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The node's config file (TOML); relative paths in it are relative to
+    /// its folder.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a new CA: writes ca.pem and ca.key into the folder (created if
+    /// needed). Prints both paths.
+    Init(CaInitArgs),
+    /// Issue an office's certificate and key, named after its id with '/' as
+    /// '_' (gz/guiyang -> gz_guiyang.pem, gz_guiyang.key). Prints both paths.
+    Issue(CaIssueArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CaInitArgs {
+    /// The PKI folder.
+    #[arg(long, value_name = "PKI")]
+    pub dir: PathBuf,
+    /// Validity of the CA certificate, in days.
+    #[arg(long, value_name = "N", default_value_t = pki::DEFAULT_CA_DAYS)]
+    pub days: u32,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CaIssueArgs {
+    /// The PKI folder holding ca.pem and ca.key; the new files go there too.
+    #[arg(long, value_name = "PKI")]
+    pub dir: PathBuf,
+    /// The office's node id, e.g. gz/guiyang/guanshanhu.
+    #[arg(long, value_name = "ID", value_parser = parse_node_id)]
+    pub node: NodeId,
+    /// Validity of the certificate, in days.
+    #[arg(long, value_name = "N", default_value_t = pki::DEFAULT_NODE_DAYS)]
+    pub days: u32,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_node_id(s: &str) -> Result<NodeId, String> {
+    NodeId::parse(s).map_err(|e| e.to_string())
+}
+
+/// Run a parsed command line. The caller has installed logging.
+pub fn execute(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Ca(CaCommand::Init(args)) => {
+            let files = pki::init_ca(&args.dir, args.days, args.force)?;
+            print_paths(&files);
+            Ok(())
+        }
+        Command::Ca(CaCommand::Issue(args)) => {
+            let ca = pki::load_ca(&args.dir)?;
+            let files = pki::issue_node_cert(&ca, &args.dir, &args.node, args.days, args.force)?;
+            print_paths(&files);
+            Ok(())
+        }
+    }
+}
+
+fn print_paths(files: &pki::CertFiles) {
+    println!("{}", files.cert.display());
+    println!("{}", files.key.display());
+}
+
+/// `jobmesh run`: parse the config, bind the sockets, run until a signal.
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let cfg = Config::load(&args.config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    rt.block_on(async move {
+        let sockets = BoundSockets::bind(&cfg).await?;
+        let shutdown = shutdown_signal()?;
+        runtime::run(cfg, sockets, shutdown).await
+    })
+}
+
+/// A future that resolves on SIGTERM or Ctrl-C (SIGINT).
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn contract_invocations_parse() {
+        let c = Cli::try_parse_from(["jobmesh", "run", "--config", "node.toml", "--log-format", "json"]).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(matches!(c.command, Command::Run(RunArgs { ref config }) if config == &PathBuf::from("node.toml")));
+        let c = Cli::try_parse_from(["jobmesh", "ca", "init", "--dir", "pki"]).unwrap();
+        assert!(matches!(c.command, Command::Ca(CaCommand::Init(CaInitArgs { force: false, .. }))));
+        let c =
+            Cli::try_parse_from(["jobmesh", "ca", "issue", "--dir", "pki", "--node", "gz/a", "--days", "7"]).unwrap();
+        match c.command {
+            Command::Ca(CaCommand::Issue(a)) => assert_eq!((a.node.as_str(), a.days), ("gz/a", 7)),
+            other => panic!("{other:?}"),
+        }
+        let e = Cli::try_parse_from(["jobmesh", "ca", "issue", "--dir", "pki", "--node", "gz/A"]).unwrap_err();
+        assert!(e.to_string().contains("segment 1"), "{e}");
+    }
+}

@@ -1,0 +1,194 @@
+//! One node, start to finish: the single entry point shared by `main` and
+//! the tests (in the manner of mini-redis's `server::run`).
+//!
+//! [`run`] takes a parsed config, sockets that are already bound (tests bind
+//! port 0) and any future as the shutdown signal. It keeps no process-global
+//! state, so several nodes can run in one process; each node's logs carry a
+//! `node` span with its `node_id`.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use jobmesh_protocol::{Engine, EngineConfig};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::api::{self, ApiContext};
+use crate::config::{Config, ConfigError};
+use crate::driver;
+use crate::metrics::Metrics;
+use crate::state::{now_ms, NodeState};
+use crate::storage::SledKv;
+use crate::tls::NodeTls;
+use crate::transport::{Transport, TransportSettings, TransportStats};
+
+/// Longest the API may take to finish its in-flight requests at shutdown.
+const API_DRAIN: Duration = Duration::from_secs(10);
+/// Longest the links may take to close at shutdown.
+const LINKS_DRAIN: Duration = Duration::from_secs(10);
+
+/// The node's sockets, bound before [`run`] so that tests can bind port 0
+/// and learn the ports, and so that a port in use is reported before
+/// anything else starts.
+#[derive(Debug)]
+pub struct BoundSockets {
+    /// QUIC: the config's `listen`, or an ephemeral port on a leaf.
+    pub udp: std::net::UdpSocket,
+    /// HTTP API and web page: the config's `api`.
+    pub api: tokio::net::TcpListener,
+}
+
+impl BoundSockets {
+    /// Bind what the config says: UDP on `listen` (or an ephemeral port of
+    /// the parent's address family when the node does not listen), TCP on
+    /// `api`. Errors name the config key.
+    pub async fn bind(cfg: &Config) -> Result<BoundSockets, ConfigError> {
+        let (key, udp_addr) = match (cfg.listen, &cfg.parent) {
+            (Some(listen), _) => ("listen", listen),
+            (None, Some(p)) => ("parent.addr", ephemeral_for(p.addr)),
+            (None, None) => ("listen", SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)),
+        };
+        let udp = std::net::UdpSocket::bind(udp_addr)
+            .map_err(|e| cfg.error(key, format!("cannot bind UDP {udp_addr}: {e}")))?;
+        let api = tokio::net::TcpListener::bind(cfg.api)
+            .await
+            .map_err(|e| cfg.error("api", format!("cannot bind TCP {}: {e}", cfg.api)))?;
+        Ok(BoundSockets { udp, api })
+    }
+}
+
+/// An unspecified address with port 0, of the family of `peer`.
+fn ephemeral_for(peer: SocketAddr) -> SocketAddr {
+    match peer {
+        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    }
+}
+
+/// Run one node until `shutdown` resolves, then stop it in order and return.
+/// Errors at start (TLS, store, sockets) name the config file and key.
+pub async fn run(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let span = info_span!("node", node_id = %cfg.node_id);
+    run_node(cfg, sockets, shutdown).instrument(span).await
+}
+
+async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    // The certificate must be this node's and from the province CA: checked
+    // before the store is opened, so a mix-up changes nothing on disk.
+    let tls = NodeTls::load(&cfg)?;
+    let kv = SledKv::open(&cfg.data_dir).map_err(|e| cfg.error("data_dir", e))?;
+    let engine = Engine::open(cfg.node_id.clone(), kv.clone(), EngineConfig::default(), now_ms())
+        .map_err(|e| cfg.error("data_dir", format!("{}: {e}", cfg.data_dir.display())))?;
+    let state = NodeState::new(engine, kv, Metrics::new());
+    let stats = Arc::new(TransportStats::new());
+
+    // Two stages of stopping: `stop` ends everything that takes input (API,
+    // QUIC accept and dial, links); `stop_core` ends the flusher and timer,
+    // which must outlive every write the first stage lets finish.
+    let stop = CancellationToken::new();
+    let stop_core = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    let flusher = tokio::spawn(driver::run_flusher(state.clone(), stop_core.clone()).in_current_span());
+    let timer = tokio::spawn(driver::run_timer(state.clone(), stop_core.clone()).in_current_span());
+
+    let settings = TransportSettings {
+        accept: cfg.listen.is_some(),
+        parent: cfg.parent.clone(),
+        reconnect_max: Duration::from_millis(cfg.reconnect_max_ms),
+    };
+    let udp_addr = sockets.udp.local_addr().ok();
+    let transport = match Transport::start(
+        sockets.udp,
+        &tls,
+        settings,
+        state.clone(),
+        stats.clone(),
+        stop.clone(),
+        tracker.clone(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            stop_core.cancel();
+            let _ = flusher.await;
+            return Err(e).context(cfg.error("listen", "cannot start QUIC").to_string());
+        }
+    };
+
+    // ApiContext belongs to the API module and may gain fields; the ones
+    // this runtime knows are set from the config, the rest keep defaults.
+    #[allow(clippy::needless_update)]
+    let ctx = ApiContext {
+        token: cfg.api_token.clone(),
+        topology: cfg.topology.clone(),
+        stale_after_s: cfg.stale_after_s,
+        parent: cfg.parent.as_ref().map(|p| (p.node_id.clone(), p.addr.to_string())),
+        ..ApiContext::default()
+    };
+    let api_addr = sockets.api.local_addr().ok();
+    let router = api::router(state.clone(), Arc::new(ctx));
+    let api_stop = stop.clone();
+    let mut api_task = tokio::spawn(
+        async move {
+            axum::serve(sockets.api, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(api_stop.cancelled_owned())
+                .await
+        }
+        .in_current_span(),
+    );
+    info!(quic = ?udp_addr, api = ?api_addr, parent = ?cfg.parent.as_ref().map(|p| p.node_id.to_string()), "node started");
+
+    let api_failed = tokio::select! {
+        _ = shutdown => None,
+        r = &mut api_task => Some(match r {
+            Ok(Ok(())) => anyhow::anyhow!("the HTTP API stopped unexpectedly"),
+            Ok(Err(e)) => anyhow::Error::new(e).context("the HTTP API failed"),
+            Err(e) => anyhow::Error::new(e).context("the HTTP API task failed"),
+        }),
+    };
+    info!("shutting down");
+
+    // Shutdown order:
+    // 1. Stop accepting: cancel `stop`. The API stops accepting connections
+    //    and finishes its in-flight requests (their writes still get flushed,
+    //    the flusher runs); the QUIC accept and dial loops end.
+    // 2. Close every QUIC link with application code 0 "shutdown": each
+    //    link's close token is a child of `stop`. A link task ends only after
+    //    the frame it is applying has gone through the engine, so waiting for
+    //    the tracker lets in-flight applies finish. Then the endpoint closes
+    //    whatever handshakes remain.
+    // 3. Final flush: cancel `stop_core`; the flusher makes one last flush of
+    //    everything applied or written, and we await it.
+    // 4. Return (dropping the store handle closes sled).
+    stop.cancel();
+    if api_failed.is_none() {
+        match tokio::time::timeout(API_DRAIN, &mut api_task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => warn!(error = %e, "the HTTP API ended with an error"),
+            Ok(Err(e)) => warn!(error = %e, "the HTTP API task failed"),
+            Err(_) => {
+                warn!("the HTTP API did not finish its requests within {API_DRAIN:?}; dropping them");
+                api_task.abort();
+            }
+        }
+    }
+    tracker.close();
+    if tokio::time::timeout(LINKS_DRAIN, tracker.wait()).await.is_err() {
+        warn!("links did not close within {LINKS_DRAIN:?}");
+    }
+    transport.close().await;
+    stop_core.cancel();
+    if let Err(e) = flusher.await {
+        warn!(error = %e, "the flusher task failed");
+    }
+    let _ = timer.await;
+    info!(transport = ?stats.snapshot(), "stopped");
+    match api_failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,250 @@
+//! One link's session over one QUIC connection: a single bidirectional
+//! stream carrying length-prefixed frames both ways.
+//!
+//! The session registers an outbox with the node state (so the engine's
+//! output reaches it), reports `link_up` to the engine, then runs a writer
+//! (outbox → send stream, coalescing queued frames into one write) and a
+//! reader (recv stream → `Engine::handle_frame`) until either ends, the
+//! engine or the node asks it to close, or the connection is lost. Then it
+//! closes the connection with an application code and a reason and reports
+//! `link_down` unless a newer connection to the same peer has replaced it.
+
+use std::sync::{Arc, Mutex};
+
+use jobmesh_protocol::wire::{check_len, decode_body, encode_frame, Frame, FrameV1, LEN_PREFIX, MAX_FRAME_BYTES};
+use jobmesh_protocol::NodeId;
+use quinn::{ConnectionError, ReadError, ReadExactError, RecvStream, SendStream, VarInt, WriteError};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::{code, LinkCtx};
+use crate::state::{now_ms, Outbox, OUTBOX_FRAMES};
+
+/// Frames queued in the outbox are coalesced into one stream write up to
+/// this many bytes.
+const WRITE_COALESCE_BYTES: usize = 256 * 1024;
+/// Longest close reason sent to the peer (it must fit in one packet).
+const MAX_REASON_BYTES: usize = 512;
+
+/// Why a link session ended.
+#[derive(Debug)]
+enum LinkEnd {
+    /// The node is shutting down.
+    Shutdown,
+    /// The peer broke the framing or sent an undecodable frame.
+    Protocol(String),
+    /// The engine refused the link or a frame on it.
+    Refused(String),
+    /// The node state closed the link (outbox overflow, refused batch,
+    /// replaced by a newer connection).
+    ClosedByNode(String),
+    /// The connection is gone (closed by the peer, timed out, reset).
+    Lost(ConnectionError),
+}
+
+impl LinkEnd {
+    fn from_read(e: ReadError) -> LinkEnd {
+        match e {
+            ReadError::ConnectionLost(c) => LinkEnd::Lost(c),
+            other => LinkEnd::Protocol(format!("receive stream failed: {other}")),
+        }
+    }
+
+    fn from_write(e: WriteError) -> LinkEnd {
+        match e {
+            WriteError::ConnectionLost(c) => LinkEnd::Lost(c),
+            other => LinkEnd::Protocol(format!("send stream failed: {other}")),
+        }
+    }
+}
+
+/// Run one link session to its end. `send`/`recv` is the link's stream.
+pub(super) async fn run(
+    ctx: &LinkCtx,
+    conn: quinn::Connection,
+    peer: NodeId,
+    mut send: SendStream,
+    mut recv: RecvStream,
+) {
+    let gen = ctx.next_gen();
+    let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
+    // A child of the node's shutdown token: shutdown closes every link.
+    let close = ctx.shutdown.child_token();
+    let close_reason = Arc::new(Mutex::new(None::<String>));
+    // Register before link_up: the engine queues its hello at link_up and
+    // the dispatch after the call must find this outbox.
+    ctx.state
+        .register_outbox(&peer, Outbox { conn: gen, tx, close: close.clone(), close_reason: close_reason.clone() });
+    ctx.stats.link_up();
+    info!(remote = %conn.remote_address(), "link up");
+
+    let end = match ctx.state.with_engine(|e| e.link_up(&peer, now_ms())) {
+        Err(e) => LinkEnd::Refused(e.to_string()),
+        Ok(()) => {
+            tokio::select! {
+                end = write_loop(ctx, &mut send, rx) => end,
+                end = read_loop(ctx, &peer, &mut recv) => end,
+                _ = close.cancelled() => {
+                    if ctx.shutdown.is_cancelled() {
+                        LinkEnd::Shutdown
+                    } else {
+                        let reason = close_reason.lock().unwrap_or_else(|p| p.into_inner()).take();
+                        LinkEnd::ClosedByNode(reason.unwrap_or_else(|| "closed by the node".into()))
+                    }
+                }
+                e = conn.closed() => LinkEnd::Lost(e),
+            }
+        }
+    };
+
+    let close_with = |code: VarInt, reason: &str| conn.close(code, truncate(reason).as_bytes());
+    match &end {
+        LinkEnd::Shutdown => close_with(code::SHUTDOWN, "shutdown"),
+        LinkEnd::Protocol(r) => {
+            ctx.stats.protocol_error();
+            warn!(reason = %r, "closing the link: protocol error");
+            close_with(code::PROTOCOL, r);
+        }
+        LinkEnd::Refused(r) => {
+            ctx.stats.link_refused();
+            warn!(reason = %r, "closing the link: refused");
+            close_with(code::REFUSED, r);
+        }
+        LinkEnd::ClosedByNode(r) => {
+            ctx.stats.link_refused();
+            warn!(reason = %r, "closing the link");
+            close_with(code::CLOSED_BY_NODE, r);
+        }
+        LinkEnd::Lost(_) => {}
+    }
+    if ctx.state.unregister_outbox(&peer, gen) {
+        ctx.state.with_engine(|e| e.link_down(&peer));
+    }
+    ctx.stats.link_down();
+    match end {
+        LinkEnd::Lost(e) => info!(reason = %describe_close(&e), "link down"),
+        LinkEnd::Shutdown => info!("link down: shutdown"),
+        _ => info!("link down"),
+    }
+}
+
+/// Drain the outbox into the send stream, coalescing frames that are
+/// already queued into one write.
+async fn write_loop(ctx: &LinkCtx, send: &mut SendStream, mut rx: mpsc::Receiver<Frame>) -> LinkEnd {
+    let mut buf = Vec::with_capacity(WRITE_COALESCE_BYTES);
+    loop {
+        let Some(first) = rx.recv().await else {
+            // The outbox was dropped: a newer connection replaced this one.
+            return LinkEnd::ClosedByNode("replaced by a newer connection".into());
+        };
+        buf.clear();
+        let mut frames = 0u64;
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            let encoded = encode_frame(&frame);
+            if encoded.len() - LEN_PREFIX > MAX_FRAME_BYTES {
+                // The peer would refuse it and the link would loop on it.
+                return LinkEnd::Refused(format!(
+                    "a frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES}",
+                    encoded.len() - LEN_PREFIX
+                ));
+            }
+            buf.extend_from_slice(&encoded);
+            frames += 1;
+            if buf.len() < WRITE_COALESCE_BYTES {
+                next = rx.try_recv().ok();
+            }
+        }
+        if let Err(e) = send.write_all(&buf).await {
+            return LinkEnd::from_write(e);
+        }
+        ctx.stats.sent(frames, buf.len() as u64);
+    }
+}
+
+/// Read frames and hand them to the engine, in order.
+async fn read_loop(ctx: &LinkCtx, peer: &NodeId, recv: &mut RecvStream) -> LinkEnd {
+    loop {
+        let mut prefix = [0u8; LEN_PREFIX];
+        match recv.read_exact(&mut prefix).await {
+            Ok(()) => {}
+            Err(ReadExactError::FinishedEarly(0)) => return LinkEnd::Protocol("the peer finished its stream".into()),
+            Err(ReadExactError::FinishedEarly(_)) => return LinkEnd::Protocol("stream ended inside a frame".into()),
+            Err(ReadExactError::ReadError(e)) => return LinkEnd::from_read(e),
+        }
+        // The length is checked before anything is allocated.
+        let len = match check_len(prefix) {
+            Ok(len) => len,
+            Err(e) => return LinkEnd::Protocol(e.to_string()),
+        };
+        let mut body = vec![0u8; len];
+        match recv.read_exact(&mut body).await {
+            Ok(()) => {}
+            Err(ReadExactError::FinishedEarly(_)) => return LinkEnd::Protocol("stream ended inside a frame".into()),
+            Err(ReadExactError::ReadError(e)) => return LinkEnd::from_read(e),
+        }
+        ctx.stats.received((LEN_PREFIX + len) as u64);
+        let frame = match decode_body(&body) {
+            Ok(f) => f,
+            Err(e) => return LinkEnd::Protocol(e.to_string()),
+        };
+        drop(body);
+        if let Err(e) = handle_frame(ctx, peer, frame).await {
+            return LinkEnd::Refused(e);
+        }
+    }
+}
+
+/// Give a frame to the engine. A batch with records writes to the store
+/// under the engine lock, so it runs on the blocking pool to keep this
+/// runtime's threads free for the network; the link awaits it, which keeps
+/// frames in order.
+async fn handle_frame(ctx: &LinkCtx, peer: &NodeId, frame: Frame) -> Result<(), String> {
+    let heavy = matches!(&frame, Frame::V1(FrameV1::Batch(b)) if !b.records.is_empty());
+    if !heavy {
+        return ctx.state.with_engine(|e| e.handle_frame(peer, frame, now_ms())).map_err(|e| e.to_string());
+    }
+    let state = ctx.state.clone();
+    let peer = peer.clone();
+    match tokio::task::spawn_blocking(move || state.with_engine(|e| e.handle_frame(&peer, frame, now_ms()))).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("applying a batch failed: {e}")),
+    }
+}
+
+/// A close reason cut to fit in a packet, on a character boundary.
+fn truncate(reason: &str) -> &str {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason;
+    }
+    let mut end = MAX_REASON_BYTES;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+/// How a connection ended, for logs: the application code's name and the
+/// reason the peer gave, if it closed it.
+pub(super) fn describe_close(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ApplicationClosed(c) => {
+            let reason = String::from_utf8_lossy(&c.reason);
+            format!("closed by peer ({}): {reason}", code::name(c.error_code))
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(400);
+        let t = truncate(&long);
+        assert!(t.len() <= MAX_REASON_BYTES && t.len() >= MAX_REASON_BYTES - 1);
+        assert_eq!(truncate("short"), "short");
+    }
+}

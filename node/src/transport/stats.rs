@@ -1,0 +1,117 @@
+//! Link-level counters of one node's transport, for metrics and status.
+//!
+//! The runtime creates one [`TransportStats`] per node (no globals: several
+//! nodes may run in one process) and hands an `Arc` of it to the transport
+//! tasks, which bump it, and to the API, which reads [`TransportStats::snapshot`].
+//! Replication counters (batches, records, acks) are the engine's
+//! `LinkStats`; these count what only the transport sees.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Counters of one node's QUIC links. All methods are lock-free.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    connects: AtomicU64,
+    disconnects: AtomicU64,
+    links_up: AtomicU64,
+    dial_attempts: AtomicU64,
+    connect_failures: AtomicU64,
+    handshake_failures: AtomicU64,
+    protocol_errors: AtomicU64,
+    links_refused: AtomicU64,
+    bytes_sent: AtomicU64,
+    bytes_received: AtomicU64,
+    frames_sent: AtomicU64,
+    frames_received: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TransportSnapshot {
+    /// Links established (stream open, outbox registered), both directions.
+    pub connects: u64,
+    /// Links ended, for any reason.
+    pub disconnects: u64,
+    /// Links up now (gauge).
+    pub links_up: u64,
+    /// Connection attempts to the parent.
+    pub dial_attempts: u64,
+    /// Attempts to reach the parent that timed out or could not start.
+    pub connect_failures: u64,
+    /// TLS handshakes that failed (refused certificate, wrong CA, wrong
+    /// node, ALPN mismatch), in either direction.
+    pub handshake_failures: u64,
+    /// Connections closed because the peer sent a malformed or oversized
+    /// frame, or broke the stream protocol.
+    pub protocol_errors: u64,
+    /// Links closed by the engine (refused batch, wrong hello, outbox overflow).
+    pub links_refused: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+}
+
+impl TransportStats {
+    pub fn new() -> TransportStats {
+        TransportStats::default()
+    }
+
+    /// Read every counter (each one atomically; not one consistent cut).
+    pub fn snapshot(&self) -> TransportSnapshot {
+        TransportSnapshot {
+            connects: self.connects.load(Relaxed),
+            disconnects: self.disconnects.load(Relaxed),
+            links_up: self.links_up.load(Relaxed),
+            dial_attempts: self.dial_attempts.load(Relaxed),
+            connect_failures: self.connect_failures.load(Relaxed),
+            handshake_failures: self.handshake_failures.load(Relaxed),
+            protocol_errors: self.protocol_errors.load(Relaxed),
+            links_refused: self.links_refused.load(Relaxed),
+            bytes_sent: self.bytes_sent.load(Relaxed),
+            bytes_received: self.bytes_received.load(Relaxed),
+            frames_sent: self.frames_sent.load(Relaxed),
+            frames_received: self.frames_received.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn link_up(&self) {
+        self.connects.fetch_add(1, Relaxed);
+        self.links_up.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn link_down(&self) {
+        self.disconnects.fetch_add(1, Relaxed);
+        self.links_up.fetch_sub(1, Relaxed);
+    }
+
+    pub(crate) fn dial_attempt(&self) {
+        self.dial_attempts.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn connect_failure(&self) {
+        self.connect_failures.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn handshake_failure(&self) {
+        self.handshake_failures.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn protocol_error(&self) {
+        self.protocol_errors.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn link_refused(&self) {
+        self.links_refused.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn sent(&self, frames: u64, bytes: u64) {
+        self.frames_sent.fetch_add(frames, Relaxed);
+        self.bytes_sent.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn received(&self, bytes: u64) {
+        self.frames_received.fetch_add(1, Relaxed);
+        self.bytes_received.fetch_add(bytes, Relaxed);
+    }
+}

@@ -1,0 +1,128 @@
+//! The liveness check after heal: every node holds exactly the records the
+//! routing rule gives it, at their latest versions; no acknowledged write is
+//! lost; every office's published figures equal the figures computed from
+//! the records.
+
+use std::collections::BTreeMap;
+
+use super::mesh::Mesh;
+use super::workload::expected_figures;
+use crate::record::{Body, Kind, Record, RecordId};
+use crate::routing::holds;
+use crate::store::{self, prefix_end, StoredRecord};
+
+/// Every record a store holds.
+fn all_records<K: crate::kv::Kv>(kv: &K) -> BTreeMap<RecordId, Record> {
+    let mut out = BTreeMap::new();
+    let mut from = b"r".to_vec();
+    let end = prefix_end(b"r");
+    loop {
+        let page = kv.scan(&from, &end, 4096).unwrap_or_default();
+        for (k, v) in &page {
+            if let Ok(s) = store::decode::<StoredRecord>(k, v) {
+                out.insert(s.record.id.clone(), s.record);
+            }
+        }
+        match page.last() {
+            Some((k, _)) if page.len() == 4096 => {
+                from = k.clone();
+                from.push(0);
+            }
+            _ => return out,
+        }
+    }
+}
+
+impl Mesh {
+    /// The records at their origins: the truth every replica must match.
+    pub fn truth(&self) -> BTreeMap<RecordId, Record> {
+        let mut truth = BTreeMap::new();
+        for i in 0..self.len() {
+            let Some(e) = self.engine(i) else { continue };
+            for kind in Kind::ALL {
+                let prefix = if kind == Kind::Summary {
+                    RecordId::summary(self.id(i)).to_string()
+                } else {
+                    RecordId::origin_prefix(self.id(i), kind)
+                };
+                let mut after: Option<String> = None;
+                loop {
+                    let page = store::list_records(e.kv(), kind, &prefix, after.as_deref(), 4096).unwrap_or_default();
+                    for s in &page {
+                        truth.insert(s.record.id.clone(), s.record.clone());
+                    }
+                    match page.last() {
+                        Some(l) if page.len() == 4096 => after = Some(l.record.id.to_string()),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        truth
+    }
+
+    /// `Ok` when the mesh has converged; otherwise the first differences.
+    pub fn converged(&self) -> Result<(), String> {
+        if let Some(i) = (0..self.len()).find(|&i| !self.is_up(i)) {
+            return Err(format!("{} is down", self.id(i)));
+        }
+        let truth = self.truth();
+        let mut problems = Vec::new();
+        for (id, v) in &self.acked {
+            match truth.get(id) {
+                None => problems.push(format!("acknowledged write {id} v{v} is lost at its origin")),
+                Some(r) if r.version < *v => {
+                    problems.push(format!("acknowledged write {id} v{v} went back to v{} at its origin", r.version))
+                }
+                _ => {}
+            }
+        }
+        for i in 0..self.len() {
+            let n = self.id(i);
+            let held = all_records(self.engine(i).map(|e| e.kv()).unwrap_or_else(|| unreachable!()));
+            for (id, r) in &truth {
+                let want = holds(n, &r.route());
+                match held.get(id) {
+                    Some(_) if !want => problems.push(format!("{n} holds {id}, which the routing rule does not give it")),
+                    Some(h) if h.version != r.version => {
+                        problems.push(format!("{n} holds {id} at v{}, latest is v{}", h.version, r.version))
+                    }
+                    Some(h) if h != r => {
+                        problems.push(format!("{n} holds {id} v{} with a body its origin never wrote", h.version))
+                    }
+                    None if want => problems.push(format!("{n} lacks {id} v{}", r.version)),
+                    _ => {}
+                }
+                if problems.len() > 8 {
+                    return Err(problems.join("\n"));
+                }
+            }
+            for id in held.keys() {
+                if !truth.contains_key(id) {
+                    problems.push(format!("{n} holds {id}, which its origin does not have"));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("\n"));
+        }
+        // Figures: every office's latest summary equals what its records say.
+        let expected = expected_figures(&truth);
+        for i in 0..self.len() {
+            let n = self.id(i);
+            let want = expected.get(n.as_str()).cloned().unwrap_or_default();
+            let Some(Record { body: Body::Summary(s), .. }) = truth.get(&RecordId::summary(n)) else {
+                return Err(format!("{n} has published no summary"));
+            };
+            let got = &s.figures;
+            if got.totals != want.totals
+                || got.holds != want.holds
+                || got.by_category != want.by_category
+                || got.by_key_group != want.by_key_group
+            {
+                return Err(format!("{n}: summary says {:?}, records say {:?}", got.totals, want.totals));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,590 @@
+//! The deterministic simulator: many engines on one seeded network.
+//!
+//! A [`Mesh`] holds one engine per office over a [`CheckedKv`], one link per
+//! parent–child edge, and a queue of events ordered by simulated time.
+//! [`Mesh::step`] jumps to the next event; faults (loss, duplication,
+//! reordering by jitter, delay, cuts, crashes) come from the seeded
+//! generator, so a seed replays a run exactly. Frames go through the real
+//! codec on every hop. Flushes take simulated time: a crash before a flush
+//! completes loses what it would have made durable, exactly what the engine
+//! must never have acknowledged or forwarded.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::rc::Rc;
+
+use super::checked_kv::{CheckedKv, Violations};
+use super::rng::Rng;
+use crate::engine::{Engine, EngineConfig, FlushTicket};
+use crate::kv::MemKv;
+use crate::node_id::NodeId;
+use crate::record::{Record, RecordId};
+use crate::topology::Topology;
+use crate::wire::{decode_body, encode_frame, Frame, LEN_PREFIX};
+
+/// Network and node fault settings for a run.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Probability that a frame is lost.
+    pub loss: f64,
+    /// Probability that a frame is delivered twice.
+    pub duplicate: f64,
+    /// One-way delay in ms: base plus uniform jitter (jitter reorders).
+    pub delay_ms: u64,
+    pub jitter_ms: u64,
+    /// Time a flush takes, in ms (range).
+    pub flush_ms: (u64, u64),
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig { loss: 0.0, duplicate: 0.0, delay_ms: 5, jitter_ms: 0, flush_ms: (1, 3) }
+    }
+}
+
+/// Engine settings suited to simulated time.
+pub fn sim_engine_config() -> EngineConfig {
+    EngineConfig {
+        rto_ms: 1_500,
+        hello_retry_ms: 700,
+        progress_idle_ms: 1_000,
+        batch_records: 64,
+        ..EngineConfig::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EvKind {
+    Deliver { to: usize, from: usize, conn: u64, bytes: Vec<u8> },
+    Flushed { node: usize, incarnation: u64, ticket: FlushTicket },
+    Timer { node: usize, incarnation: u64 },
+    /// Re-evaluate the link above `child` (a restarted node reconnecting).
+    Reconnect { child: usize },
+    /// Crash a node (scheduled shortly after a write, while it flushes).
+    Crash { node: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ev {
+    at: u64,
+    seq: u64,
+    kind: EvKind,
+}
+
+impl PartialOrd for Ev {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ev {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+pub(super) struct SimNode {
+    pub(super) id: NodeId,
+    pub(super) engine: Option<Engine<CheckedKv>>,
+    /// The store while the node is down.
+    down_kv: Option<CheckedKv>,
+    incarnation: u64,
+    flushing: bool,
+    timer_at: Option<u64>,
+    /// Local writes waiting for durability: (write gen, [(id, version)]).
+    pending_acks: Vec<(u64, Vec<(RecordId, u64)>)>,
+    parent: Option<usize>,
+    pub(super) children: Vec<usize>,
+}
+
+struct SimLink {
+    /// Administratively cut (a fault).
+    cut: bool,
+    /// Connection number; frames of older connections are dropped.
+    conn: u64,
+    connected: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct SimStats {
+    pub events: u64,
+    pub frames_sent: u64,
+    pub frames_lost: u64,
+    pub frames_duplicated: u64,
+    pub frames_stale: u64,
+    pub bytes_sent: u64,
+    pub crashes: u64,
+    pub cuts: u64,
+    pub link_closes: u64,
+    pub writes_acked: u64,
+    pub refused: u64,
+    pub peak_node_bytes: usize,
+}
+
+/// Many engines on one seeded network.
+pub struct Mesh {
+    pub net: NetConfig,
+    pub(super) rng: Rng,
+    pub now: u64,
+    pub(super) nodes: Vec<SimNode>,
+    pub(super) index: HashMap<NodeId, usize>,
+    /// Link above each non-root node, keyed by the child's index.
+    links: BTreeMap<usize, SimLink>,
+    queue: BinaryHeap<Reverse<Ev>>,
+    seq: u64,
+    pub stats: SimStats,
+    /// Every write acknowledged as durable at its origin: id → version.
+    pub acked: HashMap<RecordId, u64>,
+    pub violations: Violations,
+    engine_cfg: EngineConfig,
+    /// Frames scheduled for delivery and not yet delivered or dropped.
+    in_transit: u64,
+    /// Set by [`Mesh::heal_all`]: scheduled crashes no longer happen.
+    healing: bool,
+}
+
+/// Simulated clock start: 2026-11-29 00:00 UTC, so that figures by day look real.
+pub const SIM_EPOCH_MS: u64 = 1_795_910_400_000;
+
+impl Mesh {
+    pub fn new(topology: &Topology, net: NetConfig, seed: u64) -> Mesh {
+        let violations: Violations = Rc::new(RefCell::new(Vec::new()));
+        let engine_cfg = sim_engine_config();
+        let mut index = HashMap::new();
+        for (i, o) in topology.offices.iter().enumerate() {
+            index.insert(o.id.clone(), i);
+        }
+        let mut nodes: Vec<SimNode> = topology
+            .offices
+            .iter()
+            .map(|o| SimNode {
+                id: o.id.clone(),
+                engine: None,
+                down_kv: Some(CheckedKv { inner: MemKv::new(), node: o.id.clone(), violations: violations.clone() }),
+                incarnation: 0,
+                flushing: false,
+                timer_at: None,
+                pending_acks: Vec::new(),
+                parent: o.id.parent().and_then(|p| index.get(&p).copied()),
+                children: Vec::new(),
+            })
+            .collect();
+        let mut links = BTreeMap::new();
+        for i in 0..nodes.len() {
+            if let Some(p) = nodes[i].parent {
+                nodes[p].children.push(i);
+                links.insert(i, SimLink { cut: false, conn: 0, connected: false });
+            }
+        }
+        let mut mesh = Mesh {
+            net,
+            rng: Rng::new(seed),
+            now: SIM_EPOCH_MS,
+            nodes,
+            index,
+            links,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            stats: SimStats::default(),
+            acked: HashMap::new(),
+            violations,
+            engine_cfg,
+            in_transit: 0,
+            healing: false,
+        };
+        for i in 0..mesh.nodes.len() {
+            mesh.start_node(i);
+        }
+        mesh
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn idx(&self, id: &NodeId) -> usize {
+        self.index[id]
+    }
+
+    pub fn id(&self, i: usize) -> &NodeId {
+        &self.nodes[i].id
+    }
+
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].engine.is_some()
+    }
+
+    pub fn engine(&self, i: usize) -> Option<&Engine<CheckedKv>> {
+        self.nodes[i].engine.as_ref()
+    }
+
+    pub fn parent_of(&self, i: usize) -> Option<usize> {
+        self.nodes[i].parent
+    }
+
+    fn push(&mut self, at: u64, kind: EvKind) {
+        self.seq += 1;
+        self.queue.push(Reverse(Ev { at, seq: self.seq, kind }));
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let Some(kv) = self.nodes[i].down_kv.take() else { return };
+        let engine = Engine::open(self.nodes[i].id.clone(), kv, self.engine_cfg.clone(), self.now)
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.nodes[i].id));
+        self.nodes[i].engine = Some(engine);
+        self.nodes[i].incarnation += 1;
+        self.nodes[i].timer_at = None;
+        self.nodes[i].flushing = false;
+        let mut adj: Vec<usize> = self.nodes[i].children.clone();
+        if self.nodes[i].parent.is_some() {
+            adj.push(i);
+        }
+        // A restarted node serves its API at once but reconnects only after
+        // a while, so writes made in between race with the peers' resume.
+        for child in adj {
+            let at = self.now + if self.nodes[i].incarnation == 1 { 0 } else { self.rng.below(400) };
+            self.push(at, EvKind::Reconnect { child });
+        }
+        self.after(i);
+    }
+
+    /// Crash node `i`: everything not yet flushed is lost, links drop.
+    pub fn crash(&mut self, i: usize) {
+        let Some(engine) = self.nodes[i].engine.take() else { return };
+        self.stats.crashes += 1;
+        let mut kv = engine.into_kv();
+        let keep = self.rng.below(kv.inner.unflushed_batches() as u64 + 1) as usize;
+        kv.inner.crash_keeping(keep);
+        self.nodes[i].down_kv = Some(kv);
+        self.nodes[i].pending_acks.clear();
+        let mut adj: Vec<usize> = self.nodes[i].children.clone();
+        if self.nodes[i].parent.is_some() {
+            adj.push(i);
+        }
+        for child in adj {
+            self.update_link(child);
+        }
+    }
+
+    /// Crash node `i` within `within_ms` from now.
+    pub fn crash_soon(&mut self, i: usize, within_ms: u64) {
+        let at = self.now + self.rng.below(within_ms + 1);
+        self.push(at, EvKind::Crash { node: i });
+    }
+
+    /// Restart a crashed node from what it had made durable.
+    pub fn restart(&mut self, i: usize) {
+        if self.nodes[i].engine.is_none() {
+            self.start_node(i);
+        }
+    }
+
+    /// Cut the link between `child` and its parent.
+    pub fn cut(&mut self, child: usize) {
+        if let Some(l) = self.links.get_mut(&child) {
+            if !l.cut {
+                l.cut = true;
+                self.stats.cuts += 1;
+            }
+            self.update_link(child);
+        }
+    }
+
+    /// Heal the link above `child`.
+    pub fn heal(&mut self, child: usize) {
+        if let Some(l) = self.links.get_mut(&child) {
+            l.cut = false;
+            self.update_link(child);
+        }
+    }
+
+    /// Restart every node and heal every link; turn network faults off.
+    pub fn heal_all(&mut self) {
+        self.healing = true;
+        self.net.loss = 0.0;
+        self.net.duplicate = 0.0;
+        for i in 0..self.nodes.len() {
+            self.restart(i);
+        }
+        let children: Vec<usize> = self.links.keys().copied().collect();
+        for c in children {
+            self.heal(c);
+        }
+    }
+
+    /// Bring the link above `child` in line with cuts and node liveness.
+    fn update_link(&mut self, child: usize) {
+        let Some(parent) = self.nodes[child].parent else { return };
+        let want = !self.links[&child].cut && self.is_up(child) && self.is_up(parent);
+        let link = self.links.get_mut(&child).unwrap_or_else(|| unreachable!());
+        if want == link.connected {
+            return;
+        }
+        link.connected = want;
+        link.conn += 1;
+        let (cid, pid) = (self.nodes[child].id.clone(), self.nodes[parent].id.clone());
+        if want {
+            for (a, b) in [(child, &pid), (parent, &cid)] {
+                if let Some(e) = self.nodes[a].engine.as_mut() {
+                    if let Err(err) = e.link_up(b, self.now) {
+                        panic!("link_up {} -> {b}: {err}", self.nodes[a].id);
+                    }
+                }
+            }
+            self.after(child);
+            self.after(parent);
+        } else {
+            self.stats.link_closes += 1;
+            for (a, b) in [(child, &pid), (parent, &cid)] {
+                if let Some(e) = self.nodes[a].engine.as_mut() {
+                    e.link_down(b);
+                }
+            }
+        }
+    }
+
+    /// After any call into node `i`'s engine: send its frames, schedule its
+    /// flush and timer, and note acknowledged writes.
+    pub(super) fn after(&mut self, i: usize) {
+        let flushing = self.nodes[i].flushing;
+        let node_id = self.nodes[i].id.clone();
+        let Some(engine) = self.nodes[i].engine.as_mut() else { return };
+        let mut out = Vec::new();
+        while let Some(t) = engine.poll_transmit() {
+            out.push(t);
+        }
+        while let Some(ev) = engine.poll_event() {
+            match ev {
+                crate::engine::Event::Refused { .. } => self.stats.refused += 1,
+                crate::engine::Event::Conflict { id, version } => self.violations.borrow_mut().push(format!(
+                    "{node_id}: two different bodies of {id} at version {version}"
+                )),
+                _ => {}
+            }
+        }
+        let flush = (!flushing && engine.needs_flush()).then(|| engine.begin_flush());
+        let timeout = engine.poll_timeout();
+        if let Some(ticket) = flush {
+            self.nodes[i].flushing = true;
+            let at = self.now + self.rng.range(self.net.flush_ms.0, self.net.flush_ms.1);
+            let incarnation = self.nodes[i].incarnation;
+            self.push(at, EvKind::Flushed { node: i, incarnation, ticket });
+        }
+        if let Some(t) = timeout {
+            let t = t.max(self.now + 1);
+            if self.nodes[i].timer_at.is_none_or(|cur| t < cur || cur <= self.now) {
+                self.nodes[i].timer_at = Some(t);
+                let incarnation = self.nodes[i].incarnation;
+                self.push(t, EvKind::Timer { node: i, incarnation });
+            }
+        }
+        for t in out {
+            let Some(&j) = self.index.get(&t.peer) else { continue };
+            self.send(i, j, &t.frame);
+        }
+    }
+
+    fn link_between(&self, a: usize, b: usize) -> Option<usize> {
+        if self.nodes[a].parent == Some(b) {
+            Some(a)
+        } else if self.nodes[b].parent == Some(a) {
+            Some(b)
+        } else {
+            None
+        }
+    }
+
+    fn send(&mut self, from: usize, to: usize, frame: &Frame) {
+        let Some(child) = self.link_between(from, to) else { return };
+        let link = &self.links[&child];
+        if !link.connected {
+            return;
+        }
+        let conn = link.conn;
+        let bytes = encode_frame(frame);
+        self.stats.frames_sent += 1;
+        self.stats.bytes_sent += bytes.len() as u64;
+        if self.rng.chance(self.net.loss) {
+            self.stats.frames_lost += 1;
+            return;
+        }
+        let copies = if self.rng.chance(self.net.duplicate) {
+            self.stats.frames_duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let at = self.now + self.net.delay_ms + self.rng.below(self.net.jitter_ms + 1);
+            self.in_transit += 1;
+            self.push(at, EvKind::Deliver { to, from, conn, bytes: bytes.clone() });
+        }
+    }
+
+    /// Process the next event; false when none is left.
+    pub fn step(&mut self) -> bool {
+        let Some(Reverse(ev)) = self.queue.pop() else { return false };
+        self.now = self.now.max(ev.at);
+        self.stats.events += 1;
+        match ev.kind {
+            EvKind::Deliver { to, from, conn, bytes } => {
+                self.in_transit -= 1;
+                let Some(child) = self.link_between(from, to) else { return true };
+                if self.links[&child].conn != conn || !self.links[&child].connected {
+                    self.stats.frames_stale += 1;
+                    return true;
+                }
+                let frame = match decode_body(&bytes[LEN_PREFIX..]) {
+                    Ok(f) => f,
+                    Err(e) => panic!("a frame the engine encoded did not decode: {e}"),
+                };
+                let peer = self.nodes[from].id.clone();
+                let now = self.now;
+                let Some(engine) = self.nodes[to].engine.as_mut() else { return true };
+                if let Err(e) = engine.handle_frame(&peer, frame, now) {
+                    // The driver closes the connection on any link error; the
+                    // link then reopens as a new connection. Only refusals of
+                    // forged batches are expected.
+                    if !matches!(e, crate::engine::LinkError::Refused(_)) {
+                        self.violations.borrow_mut().push(format!("{} closed its link to {peer}: {e}", self.nodes[to].id));
+                    }
+                    if let Some(l) = self.links.get_mut(&child) {
+                        l.connected = false;
+                        l.conn += 1;
+                    }
+                    if let Some(e) = self.nodes[to].engine.as_mut() {
+                        e.link_down(&peer);
+                    }
+                    let me = self.nodes[to].id.clone();
+                    if let Some(e) = self.nodes[from].engine.as_mut() {
+                        e.link_down(&me);
+                    }
+                    self.stats.link_closes += 1;
+                    self.update_link(child);
+                }
+                self.after(to);
+            }
+            EvKind::Flushed { node, incarnation, ticket } => {
+                if self.nodes[node].incarnation != incarnation || self.nodes[node].engine.is_none() {
+                    return true;
+                }
+                self.nodes[node].flushing = false;
+                let now = self.now;
+                if let Some(engine) = self.nodes[node].engine.as_mut() {
+                    // The flush made durable what was written when it began
+                    // (and possibly more; MemKv flushes all it has).
+                    engine_kv_flush(engine);
+                    engine.flushed(ticket, now);
+                    let durable = engine.durable_gen();
+                    let bytes = engine.kv().inner.bytes();
+                    self.stats.peak_node_bytes = self.stats.peak_node_bytes.max(bytes);
+                    let pending = std::mem::take(&mut self.nodes[node].pending_acks);
+                    let (done, rest): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(g, _)| *g <= durable);
+                    self.nodes[node].pending_acks = rest;
+                    for (_, recs) in done {
+                        for (id, v) in recs {
+                            self.stats.writes_acked += 1;
+                            let e = self.acked.entry(id).or_insert(0);
+                            *e = (*e).max(v);
+                        }
+                    }
+                }
+                self.after(node);
+            }
+            EvKind::Reconnect { child } => self.update_link(child),
+            EvKind::Crash { node } => {
+                if !self.healing {
+                    self.crash(node)
+                }
+            }
+            EvKind::Timer { node, incarnation } => {
+                if self.nodes[node].incarnation != incarnation {
+                    return true;
+                }
+                let now = self.now;
+                if self.nodes[node].timer_at.is_some_and(|t| t <= now) {
+                    self.nodes[node].timer_at = None;
+                }
+                if let Some(engine) = self.nodes[node].engine.as_mut() {
+                    if engine.poll_timeout().is_some_and(|t| t <= now) {
+                        if let Err(e) = engine.handle_timeout(now) {
+                            panic!("timeout at {}: {e}", self.nodes[node].id);
+                        }
+                    }
+                }
+                self.after(node);
+            }
+        }
+        true
+    }
+
+    /// Run events until simulated time `t`.
+    pub fn run_until(&mut self, t: u64) {
+        while self.queue.peek().is_some_and(|Reverse(ev)| ev.at <= t) {
+            self.step();
+        }
+        self.now = self.now.max(t);
+    }
+
+    /// Note a local write at node `i` for durability tracking.
+    pub(super) fn track_write(&mut self, i: usize, gen: u64, records: &[Record]) {
+        self.nodes[i].pending_acks.push((gen, records.iter().map(|r| (r.id.clone(), r.version)).collect()));
+        self.after(i);
+    }
+
+    /// Inject a forged batch on the link above `child`, as a compromised
+    /// child with a valid certificate would send.
+    pub fn inject(&mut self, child: usize, frame: Frame) {
+        if let Some(p) = self.nodes[child].parent {
+            self.send(child, p, &frame);
+        }
+    }
+
+    /// No frame in transit and no flush under way.
+    pub fn quiet(&self) -> bool {
+        self.in_transit == 0 && self.nodes.iter().all(|n| !n.flushing)
+    }
+
+    /// A description of every node and link, for failure messages.
+    pub fn diagnose(&self) -> String {
+        let mut out = format!("t={} in_transit={} queued={}\n", self.now - SIM_EPOCH_MS, self.in_transit, self.queue.len());
+        for n in &self.nodes {
+            match &n.engine {
+                None => out.push_str(&format!("  {} DOWN\n", n.id)),
+                Some(e) => {
+                    out.push_str(&format!(
+                        "  {} last_seq={} durable_seq={} flushing={} needs_flush={} timer={:?}\n",
+                        n.id,
+                        e.last_seq(),
+                        e.durable_seq(),
+                        n.flushing,
+                        e.needs_flush(),
+                        e.poll_timeout().map(|t| t as i64 - self.now as i64)
+                    ));
+                    for (peer, s) in e.link_stats() {
+                        out.push_str(&format!("    {peer}: ready={} {s:?}\n", e.is_ready(peer)));
+                    }
+                }
+            }
+        }
+        for (c, l) in &self.links {
+            out.push_str(&format!("  link {}: cut={} connected={} conn={}\n", self.nodes[*c].id, l.cut, l.connected, l.conn));
+        }
+        out
+    }
+
+    /// Safety violations seen so far.
+    pub fn violations(&self) -> Vec<String> {
+        self.violations.borrow().clone()
+    }
+}
+
+fn engine_kv_flush(engine: &mut Engine<CheckedKv>) {
+    engine.kv_mut().inner.flush();
+}

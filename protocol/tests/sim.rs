@@ -1,0 +1,121 @@
+//! Seeded simulator runs: safety on every write, convergence after heal.
+//!
+//! `JOBMESH_SEED=<n>` replays one seed of every scenario; `JOBMESH_SIM_SEEDS=<n>`
+//! runs n seeds per scenario instead of the default (the opt-in heavy run:
+//! `JOBMESH_SIM_SEEDS=2500 cargo test --release -p jobmesh-protocol --test sim`
+//! runs 10,000 seeds across the four small and medium scenarios).
+
+use jobmesh_protocol::sim::{fan_out, FaultMix, NetConfig, Scenario};
+use jobmesh_protocol::topology::Topology;
+
+const GUIZHOU: &str = include_str!("../../deploy/topology/guizhou-offices.tsv");
+
+fn seeds(default: u64) -> Vec<u64> {
+    if let Ok(s) = std::env::var("JOBMESH_SEED") {
+        return vec![s.parse().expect("JOBMESH_SEED must be a number")];
+    }
+    let n = std::env::var("JOBMESH_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    (0..n).collect()
+}
+
+fn lossy() -> NetConfig {
+    NetConfig { loss: 0.05, duplicate: 0.05, delay_ms: 2, jitter_ms: 30, flush_ms: (1, 25) }
+}
+
+fn run_all(test: &str, scenario: &Scenario, seeds: &[u64]) {
+    let started = std::time::Instant::now();
+    let mut events = 0;
+    let mut records = 0;
+    let mut worst_converge = 0;
+    for &seed in seeds {
+        match scenario.run(seed) {
+            Ok(r) => {
+                events += r.stats.events;
+                records += r.records;
+                worst_converge = worst_converge.max(r.converge_ms);
+            }
+            Err(f) => panic!(
+                "{f}\nreplay: JOBMESH_SEED={} cargo test -p jobmesh-protocol --test sim -- {test} --exact",
+                f.seed
+            ),
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{}: {} seeds ({}..={}) passed; {} events in {:.1} s ({:.0} events/s); {} records; slowest convergence {} ms simulated",
+        scenario.name,
+        seeds.len(),
+        seeds.first().copied().unwrap_or(0),
+        seeds.last().copied().unwrap_or(0),
+        events,
+        secs,
+        events as f64 / secs.max(1e-9),
+        records,
+        worst_converge
+    );
+}
+
+fn scenario(name: &str, topology: Topology, net: NetConfig, chaos_ms: u64, write_every_ms: u64) -> Scenario {
+    Scenario {
+        name: name.into(),
+        topology,
+        net,
+        chaos_ms,
+        write_every_ms,
+        fault_every_ms: 700,
+        faults: FaultMix::default(),
+        heal_deadline_ms: 120_000,
+        crash_after_write: 0.02,
+    }
+}
+
+#[test]
+fn mesh_1_2_4_lossy_with_crashes() {
+    let s = scenario("1+2+4", Topology::generated("gz", &[2, 2]), lossy(), 15_000, 60);
+    run_all("mesh_1_2_4_lossy_with_crashes", &s, &seeds(100));
+}
+
+#[test]
+fn mesh_1_3_9_reordering() {
+    let net = NetConfig { loss: 0.02, duplicate: 0.1, delay_ms: 2, jitter_ms: 80, flush_ms: (1, 20) };
+    let s = scenario("1+3+9", Topology::generated("gz", &[3, 3]), net, 12_000, 50);
+    run_all("mesh_1_3_9_reordering", &s, &seeds(60));
+}
+
+#[test]
+fn province_slice_40_partitions() {
+    let t = Topology::parse_tsv(GUIZHOU).unwrap().slice(40);
+    let mut s = scenario("guizhou-40", t, lossy(), 12_000, 40);
+    s.faults = FaultMix { partition: 4, ..FaultMix::default() };
+    run_all("province_slice_40_partitions", &s, &seeds(30));
+}
+
+#[test]
+fn deep_chain_crashes() {
+    // A deeper tree than the province's: code keys on paths, not tiers.
+    let s = scenario("chain-6", Topology::generated("gz", &[1, 2, 1, 2, 1]), lossy(), 12_000, 50);
+    run_all("deep_chain_crashes", &s, &seeds(20));
+}
+
+#[test]
+fn guizhou_381_offices() {
+    let t = Topology::parse_tsv(GUIZHOU).unwrap();
+    assert_eq!(t.len(), 381);
+    let mut s = scenario("guizhou-381", t, lossy(), 6_000, 10);
+    s.fault_every_ms = 300;
+    run_all("guizhou_381_offices", &s, &seeds(1));
+}
+
+#[test]
+fn fan_out_to_2750_offices() {
+    let t = Topology::generated_province();
+    let net = NetConfig { loss: 0.0, duplicate: 0.0, delay_ms: 5, jitter_ms: 0, flush_ms: (2, 2) };
+    let started = std::time::Instant::now();
+    let (hops, ms) = fan_out(&t, net, 1);
+    assert_ne!(ms, u64::MAX, "the posting did not reach every office");
+    println!(
+        "fan-out: a province-wide posting reached all {} offices over {hops} hops in {ms} ms simulated (5 ms per hop, 2 ms per flush); {:.1} s wall",
+        t.len(),
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -1,0 +1,83 @@
+//! A private CA made with the binary's own CLI (`jobmesh ca init` /
+//! `jobmesh ca issue`), exactly as an operator would.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::bin::jobmesh_bin;
+
+/// One CA folder: `ca.pem`, `ca.key`, and `<id with / as _>.pem|.key` per
+/// issued node.
+#[derive(Debug, Clone)]
+pub struct Pki {
+    dir: PathBuf,
+}
+
+/// Certificate and key files of one node.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn run(args: &[&str]) -> String {
+    let bin = jobmesh_bin();
+    let out = Command::new(bin).args(args).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "`jobmesh {}` failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        args.join(" "),
+        out.status
+    );
+    stdout
+}
+
+impl Pki {
+    /// `jobmesh ca init --dir DIR` (DIR must not exist yet: the command
+    /// creates it).
+    pub fn init(dir: &Path) -> Pki {
+        run(&["ca", "init", "--dir", &dir.to_string_lossy()]);
+        let pki = Pki { dir: dir.to_path_buf() };
+        for f in [pki.ca_cert(), dir.join("ca.key")] {
+            assert!(f.is_file(), "`jobmesh ca init` did not write {}", f.display());
+        }
+        pki
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `ca.pem`.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// The file names the contract gives a node's certificate and key.
+    pub fn files_of(&self, node: &str) -> Issued {
+        let stem = node.replace('/', "_");
+        Issued { cert: self.dir.join(format!("{stem}.pem")), key: self.dir.join(format!("{stem}.key")) }
+    }
+
+    /// `jobmesh ca issue --dir DIR --node ID`; checks the files exist under
+    /// their contract names and that the command printed both paths.
+    pub fn issue(&self, node: &str) -> Issued {
+        let stdout = run(&["ca", "issue", "--dir", &self.dir.to_string_lossy(), "--node", node]);
+        let issued = self.files_of(node);
+        for f in [&issued.cert, &issued.key] {
+            assert!(
+                f.is_file(),
+                "`jobmesh ca issue --node {node}` did not write {}; it printed:\n{stdout}",
+                f.display()
+            );
+            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            assert!(
+                stdout.contains(&name),
+                "`jobmesh ca issue --node {node}` should print the path of {name}; it printed:\n{stdout}"
+            );
+        }
+        issued
+    }
+}
