@@ -83,7 +83,9 @@ impl Mesh {
             for (id, r) in &truth {
                 let want = holds(n, &r.route());
                 match held.get(id) {
-                    Some(_) if !want => problems.push(format!("{n} holds {id}, which the routing rule does not give it")),
+                    Some(_) if !want => {
+                        problems.push(format!("{n} holds {id}, which the routing rule does not give it"))
+                    }
                     Some(h) if h.version != r.version => {
                         problems.push(format!("{n} holds {id} at v{}, latest is v{}", h.version, r.version))
                     }

@@ -41,7 +41,9 @@ impl Kv for CheckedKv {
             let new: StoredRecord = decode(key, v)?;
             let r = &new.record;
             if !holds(&self.node, &r.route()) {
-                self.violations.borrow_mut().push(format!("{} stored {} which the routing rule does not give it", self.node, r.id));
+                self.violations
+                    .borrow_mut()
+                    .push(format!("{} stored {} which the routing rule does not give it", self.node, r.id));
             }
             if is_forged(r.id.as_str()) {
                 self.violations.borrow_mut().push(format!("{} stored forged record {}", self.node, r.id));

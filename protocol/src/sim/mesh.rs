@@ -56,13 +56,29 @@ pub fn sim_engine_config() -> EngineConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum EvKind {
-    Deliver { to: usize, from: usize, conn: u64, bytes: Vec<u8> },
-    Flushed { node: usize, incarnation: u64, ticket: FlushTicket },
-    Timer { node: usize, incarnation: u64 },
+    Deliver {
+        to: usize,
+        from: usize,
+        conn: u64,
+        bytes: Vec<u8>,
+    },
+    Flushed {
+        node: usize,
+        incarnation: u64,
+        ticket: FlushTicket,
+    },
+    Timer {
+        node: usize,
+        incarnation: u64,
+    },
     /// Re-evaluate the link above `child` (a restarted node reconnecting).
-    Reconnect { child: usize },
+    Reconnect {
+        child: usize,
+    },
     /// Crash a node (scheduled shortly after a write, while it flushes).
-    Crash { node: usize },
+    Crash {
+        node: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -362,9 +378,10 @@ impl Mesh {
         while let Some(ev) = engine.poll_event() {
             match ev {
                 crate::engine::Event::Refused { .. } => self.stats.refused += 1,
-                crate::engine::Event::Conflict { id, version } => self.violations.borrow_mut().push(format!(
-                    "{node_id}: two different bodies of {id} at version {version}"
-                )),
+                crate::engine::Event::Conflict { id, version } => self
+                    .violations
+                    .borrow_mut()
+                    .push(format!("{node_id}: two different bodies of {id} at version {version}")),
                 _ => {}
             }
         }
@@ -452,7 +469,9 @@ impl Mesh {
                     // link then reopens as a new connection. Only refusals of
                     // forged batches are expected.
                     if !matches!(e, crate::engine::LinkError::Refused(_)) {
-                        self.violations.borrow_mut().push(format!("{} closed its link to {peer}: {e}", self.nodes[to].id));
+                        self.violations
+                            .borrow_mut()
+                            .push(format!("{} closed its link to {peer}: {e}", self.nodes[to].id));
                     }
                     if let Some(l) = self.links.get_mut(&child) {
                         l.connected = false;
@@ -553,7 +572,8 @@ impl Mesh {
 
     /// A description of every node and link, for failure messages.
     pub fn diagnose(&self) -> String {
-        let mut out = format!("t={} in_transit={} queued={}\n", self.now - SIM_EPOCH_MS, self.in_transit, self.queue.len());
+        let mut out =
+            format!("t={} in_transit={} queued={}\n", self.now - SIM_EPOCH_MS, self.in_transit, self.queue.len());
         for n in &self.nodes {
             match &n.engine {
                 None => out.push_str(&format!("  {} DOWN\n", n.id)),
@@ -574,7 +594,10 @@ impl Mesh {
             }
         }
         for (c, l) in &self.links {
-            out.push_str(&format!("  link {}: cut={} connected={} conn={}\n", self.nodes[*c].id, l.cut, l.connected, l.conn));
+            out.push_str(&format!(
+                "  link {}: cut={} connected={} conn={}\n",
+                self.nodes[*c].id, l.cut, l.connected, l.conn
+            ));
         }
         out
     }

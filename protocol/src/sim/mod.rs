@@ -251,8 +251,7 @@ impl Mesh {
 
     /// Does every node hold record `id`?
     pub fn all_hold(&self, id: &crate::record::RecordId) -> bool {
-        (0..self.len()).all(|i| {
-            self.engine(i).is_some_and(|e| crate::store::get_record(e.kv(), id).ok().flatten().is_some())
-        })
+        (0..self.len())
+            .all(|i| self.engine(i).is_some_and(|e| crate::store::get_record(e.kv(), id).ok().flatten().is_some()))
     }
 }

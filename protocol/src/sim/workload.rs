@@ -5,7 +5,7 @@ use super::checked_kv::FORGED_COUNTER_BASE;
 use super::mesh::Mesh;
 use crate::engine::local::{NewPosting, NewWorker, PostingPatch};
 use crate::figures::Figures;
-use crate::record::{Body, Kind, KeyGroup, Posting, PostingStatus, Record, RecordId, WorkType};
+use crate::record::{Body, KeyGroup, Kind, Posting, PostingStatus, Record, RecordId, WorkType};
 use crate::store;
 use crate::wire::{Batch, Frame, FrameV1};
 
@@ -166,18 +166,16 @@ impl Mesh {
                 updated_at: 0,
             }),
         };
-        let batch = Batch {
-            from: 0,
-            through: u64::MAX >> 1,
-            records: vec![forged(&me, n), forged(&victim, n + 1)],
-        };
+        let batch = Batch { from: 0, through: u64::MAX >> 1, records: vec![forged(&me, n), forged(&victim, n + 1)] };
         self.inject(child, Frame::V1(FrameV1::Batch(batch)));
     }
 }
 
 /// Expected own figures of every office, computed from the records at their
 /// origins (the truth), for the convergence check.
-pub fn expected_figures(truth: &std::collections::BTreeMap<RecordId, Record>) -> std::collections::BTreeMap<String, Figures> {
+pub fn expected_figures(
+    truth: &std::collections::BTreeMap<RecordId, Record>,
+) -> std::collections::BTreeMap<String, Figures> {
     use std::collections::{BTreeMap, HashMap};
     let mut filled: HashMap<&RecordId, u32> = HashMap::new();
     let mut placed: HashMap<&RecordId, u32> = HashMap::new();
