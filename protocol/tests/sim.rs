@@ -3,19 +3,30 @@
 //! `JOBMESH_SEED=<n>` replays one seed of every scenario; `JOBMESH_SIM_SEEDS=<n>`
 //! runs n seeds per scenario instead of the default (the opt-in heavy run:
 //! `JOBMESH_SIM_SEEDS=2500 cargo test --release -p jobmesh-protocol --test sim`
-//! runs 10,000 seeds across the four small and medium scenarios).
+//! runs 2,500 seeds of each of the four small and medium scenarios, 10,000 in
+//! all, plus 2 of the 381-office tree).
 
 use jobmesh_protocol::sim::{fan_out, FaultMix, NetConfig, Scenario};
 use jobmesh_protocol::topology::Topology;
 
 const GUIZHOU: &str = include_str!("../../deploy/topology/guizhou-offices.tsv");
 
-fn seeds(default: u64) -> Vec<u64> {
+/// Seeds for a scenario: `default`, or `JOBMESH_SIM_SEEDS / divisor` (at
+/// least 1) when the heavy run is asked for, or just `JOBMESH_SEED`.
+fn seeds_scaled(default: u64, divisor: u64) -> Vec<u64> {
     if let Ok(s) = std::env::var("JOBMESH_SEED") {
         return vec![s.parse().expect("JOBMESH_SEED must be a number")];
     }
-    let n = std::env::var("JOBMESH_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    let n = std::env::var("JOBMESH_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|n| (n / divisor).max(1))
+        .unwrap_or(default);
     (0..n).collect()
+}
+
+fn seeds(default: u64) -> Vec<u64> {
+    seeds_scaled(default, 1)
 }
 
 fn lossy() -> NetConfig {
@@ -27,12 +38,14 @@ fn run_all(test: &str, scenario: &Scenario, seeds: &[u64]) {
     let mut events = 0;
     let mut records = 0;
     let mut worst_converge = 0;
+    let mut peak_bytes = 0;
     for &seed in seeds {
         match scenario.run(seed) {
             Ok(r) => {
                 events += r.stats.events;
                 records += r.records;
                 worst_converge = worst_converge.max(r.converge_ms);
+                peak_bytes = peak_bytes.max(r.stats.peak_node_bytes);
             }
             Err(f) => panic!(
                 "{f}\nreplay: JOBMESH_SEED={} cargo test -p jobmesh-protocol --test sim -- {test} --exact",
@@ -42,7 +55,7 @@ fn run_all(test: &str, scenario: &Scenario, seeds: &[u64]) {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{}: {} seeds ({}..={}) passed; {} events in {:.1} s ({:.0} events/s); {} records; slowest convergence {} ms simulated",
+        "{}: {} seeds ({}..={}) passed; {} events in {:.1} s ({:.0} events/s); {} records; slowest convergence {} ms simulated; peak store per node {} KiB",
         scenario.name,
         seeds.len(),
         seeds.first().copied().unwrap_or(0),
@@ -51,7 +64,8 @@ fn run_all(test: &str, scenario: &Scenario, seeds: &[u64]) {
         secs,
         events as f64 / secs.max(1e-9),
         records,
-        worst_converge
+        worst_converge,
+        peak_bytes / 1024
     );
 }
 
@@ -103,7 +117,7 @@ fn guizhou_381_offices() {
     assert_eq!(t.len(), 381);
     let mut s = scenario("guizhou-381", t, lossy(), 6_000, 10);
     s.fault_every_ms = 300;
-    run_all("guizhou_381_offices", &s, &seeds(1));
+    run_all("guizhou_381_offices", &s, &seeds_scaled(1, 1000));
 }
 
 #[test]
