@@ -18,7 +18,7 @@ use crate::runtime::{self, BoundSockets};
 /// in sync across its offices: one node per office, in a tree, over QUIC
 /// with mutual TLS.
 #[derive(Debug, Parser)]
-#[command(name = "jobmesh", version, about, long_about = None, propagate_version = true)]
+#[command(name = "jobmesh", version, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -35,6 +35,14 @@ pub enum Command {
     /// Manage the province's private certificate authority.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Render every office's folder, and start or stop rendered offices on
+    /// one machine for rehearsals (see deploy/README.md).
+    #[command(subcommand)]
+    Deploy(crate::deploy::DeployCommand),
+    /// A whole small mesh on loopback, each office its own process, with a
+    /// generated CA, a synthetic workload and the dashboard's URL; Ctrl-C
+    /// stops everything.
+    Demo(crate::deploy::demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +111,8 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             print_paths(&files);
             Ok(())
         }
+        Command::Deploy(cmd) => crate::deploy::execute(cmd),
+        Command::Demo(args) => crate::deploy::execute_demo(args),
     }
 }
 

@@ -276,8 +276,9 @@ impl Parser<'_> {
         if p.is_absolute() {
             return Ok(p.to_owned());
         }
-        let base = self.file.parent().filter(|b| !b.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Ok(base.join(p))
+        // A bare file name has an empty parent: the path stays as written,
+        // relative to the current folder, which is the config's folder.
+        Ok(self.file.parent().unwrap_or(Path::new("")).join(p))
     }
 
     fn read_side_file(&self, key: &str, path: &Path) -> Result<String, ConfigError> {
@@ -335,7 +336,7 @@ key     = "/etc/jobmesh/gz_guiyang_guanshanhu.key"
     #[test]
     fn a_bare_file_name_resolves_against_the_current_folder() {
         let c = Config::parse(LEAF, Path::new("node.toml")).unwrap();
-        assert_eq!(c.data_dir, Path::new("./data/guanshanhu"));
+        assert_eq!(c.data_dir, Path::new("data/guanshanhu"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod driver;
 pub mod logging;
 pub mod metrics;

@@ -132,6 +132,8 @@ pub struct Scrape {
     /// Journal sequence written and durable.
     pub last_seq: u64,
     pub durable_seq: u64,
+    /// Transport counters (connections, handshakes, bytes).
+    pub transport: crate::transport::TransportSnapshot,
 }
 
 impl Metrics {
@@ -200,6 +202,32 @@ impl Metrics {
         reg.register("store_bytes", "Bytes the store occupies on disk", gauge(scrape.store_bytes));
         reg.register("journal_last_seq", "Last journal sequence written", gauge(scrape.last_seq));
         reg.register("journal_durable_seq", "Last journal sequence known durable", gauge(scrape.durable_seq));
+
+        let t = &scrape.transport;
+        let transport: [(&str, &str, u64); 12] = [
+            ("transport_connects", "QUIC links established", t.connects),
+            ("transport_disconnects", "QUIC links ended", t.disconnects),
+            ("transport_dial_attempts", "Connection attempts to the parent", t.dial_attempts),
+            ("transport_connect_failures", "Attempts to reach the parent that failed", t.connect_failures),
+            ("transport_handshake_failures", "TLS handshakes refused or failed", t.handshake_failures),
+            ("transport_protocol_errors", "Links closed for a malformed or oversized frame", t.protocol_errors),
+            ("transport_links_refused", "Links closed by the engine", t.links_refused),
+            ("transport_bytes_sent", "Bytes of frames sent", t.bytes_sent),
+            ("transport_bytes_received", "Bytes of frames received", t.bytes_received),
+            ("transport_frames_sent", "Frames sent", t.frames_sent),
+            ("transport_frames_received", "Frames received", t.frames_received),
+            (
+                "transport_reconnects",
+                "Links established beyond the first per peer",
+                t.connects.saturating_sub(t.links_up),
+            ),
+        ];
+        for (name, help, v) in transport {
+            let c = Counter::<u64>::default();
+            c.inc_by(v);
+            reg.register(name, help, c);
+        }
+        reg.register("transport_links_up", "QUIC links up now", gauge(t.links_up));
 
         let connected = Family::<PeerLabels, Gauge>::default();
         let backlog = Family::<PeerLabels, Gauge>::default();

@@ -101,7 +101,14 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         parent: cfg.parent.clone(),
         reconnect_max: Duration::from_millis(cfg.reconnect_max_ms),
     };
-    let udp_addr = sockets.udp.local_addr().ok();
+    let show = |a: std::io::Result<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|e| e.to_string());
+    info!(
+        quic = %show(sockets.udp.local_addr()),
+        accepting = cfg.listen.is_some(),
+        api = %show(sockets.api.local_addr()),
+        parent = %cfg.parent.as_ref().map(|p| format!("{} at {}", p.node_id, p.addr)).unwrap_or_else(|| "none (root)".into()),
+        "node starting"
+    );
     let transport = match Transport::start(
         sockets.udp,
         &tls,
@@ -127,9 +134,8 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         topology: cfg.topology.clone(),
         stale_after_s: cfg.stale_after_s,
         parent: cfg.parent.as_ref().map(|p| (p.node_id.clone(), p.addr.to_string())),
-        ..ApiContext::default()
+        transport: stats.clone(),
     };
-    let api_addr = sockets.api.local_addr().ok();
     let router = api::router(state.clone(), Arc::new(ctx));
     let api_stop = stop.clone();
     let mut api_task = tokio::spawn(
@@ -140,7 +146,6 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         }
         .in_current_span(),
     );
-    info!(quic = ?udp_addr, api = ?api_addr, parent = ?cfg.parent.as_ref().map(|p| p.node_id.to_string()), "node started");
 
     let api_failed = tokio::select! {
         _ = shutdown => None,
@@ -190,5 +195,182 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
     match api_failed {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Whole nodes in one process, over real sockets: links come up through
+    //! mutual TLS, a write replicates, and a hostile frame closes only its
+    //! connection.
+
+    use std::path::Path;
+    use std::time::Instant;
+
+    use jobmesh_protocol::NodeId;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::pki::Ca;
+
+    struct TestNode {
+        api: SocketAddr,
+        udp: SocketAddr,
+        stop: oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    }
+
+    impl TestNode {
+        async fn stop(self) {
+            let _ = self.stop.send(());
+            self.task.await.unwrap().unwrap();
+        }
+    }
+
+    fn issue(dir: &Path, ca: &Ca, id: &str) {
+        let node = NodeId::parse(id).unwrap();
+        let pem = ca.issue(&node, 1).unwrap();
+        std::fs::write(dir.join(format!("{}.pem", node.file_stem())), pem.cert_pem).unwrap();
+        std::fs::write(dir.join(format!("{}.key", node.file_stem())), pem.key_pem).unwrap();
+    }
+
+    async fn start(dir: &Path, ca: &Ca, id: &str, parent: Option<(&str, SocketAddr)>) -> TestNode {
+        issue(dir, ca, id);
+        // Written once: nodes already running read it as they start.
+        if !dir.join("ca.pem").exists() {
+            std::fs::write(dir.join("ca.pem"), ca.cert_pem()).unwrap();
+        }
+        let stem = NodeId::parse(id).unwrap().file_stem();
+        let mut text = format!(
+            "node_id = \"{id}\"\ndata_dir = \"data-{stem}\"\nlisten = \"127.0.0.1:0\"\napi = \"127.0.0.1:0\"\n\
+             reconnect_max_ms = 1000\n"
+        );
+        if let Some((p, addr)) = parent {
+            text += &format!("[parent]\nnode_id = \"{p}\"\naddr = \"{addr}\"\n");
+        }
+        text += &format!("[tls]\nca_cert = \"ca.pem\"\ncert = \"{stem}.pem\"\nkey = \"{stem}.key\"\n");
+        let cfg = Config::parse(&text, &dir.join(format!("{stem}.toml"))).unwrap();
+        let sockets = BoundSockets::bind(&cfg).await.unwrap();
+        let api = sockets.api.local_addr().unwrap();
+        let udp = sockets.udp.local_addr().unwrap();
+        let (stop, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(run(cfg, sockets, async move {
+            let _ = rx.await;
+        }));
+        TestNode { api, udp, stop, task }
+    }
+
+    /// Poll `check` until it holds or `secs` pass.
+    async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !check().await {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn holds_posting(http: &reqwest::Client, api: SocketAddr, id: &str) -> bool {
+        match http.get(format!("http://{api}/v1/postings/{id}")).send().await {
+            Ok(r) => r.status().is_success(),
+            Err(_) => false,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_nodes_in_one_process_link_and_replicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::generate(1).unwrap();
+        let root = start(dir.path(), &ca, "gz", None).await;
+        let mid = start(dir.path(), &ca, "gz/a", Some(("gz", root.udp))).await;
+        let leaf = start(dir.path(), &ca, "gz/a/x", Some(("gz/a", mid.udp))).await;
+
+        let http = reqwest::Client::new();
+        let posting = serde_json::json!({
+            "title": "Welder", "employer": "ACME", "category": "manufacturing",
+            "work_type": "full_time", "positions": 2
+        });
+        let r = http.post(format!("http://{}/v1/postings", leaf.api)).json(&posting).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let body: serde_json::Value = r.json().await.unwrap();
+        let id = body["id"].as_str().unwrap().to_owned();
+        eventually(30, "the posting reaches the root", || holds_posting(&http, root.api, &id)).await;
+        assert!(holds_posting(&http, mid.api, &id).await);
+
+        leaf.stop().await;
+        mid.stop().await;
+        root.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn foreign_and_non_child_certificates_get_no_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::generate(1).unwrap();
+        let other = Ca::generate(1).unwrap();
+        let parent = start(dir.path(), &ca, "gz", None).await;
+        let gz = NodeId::parse("gz").unwrap();
+        let rogues = [
+            (crate::tls::tests::forged(&ca, &other, "gz/x"), "UnknownIssuer"),
+            (crate::tls::tests::node_tls(&ca, "gz/x/y"), "not a child of gz"),
+        ];
+        for (tls, expected) in rogues {
+            let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+            endpoint.set_default_client_config(crate::transport::client_config(&tls, &gz).unwrap());
+            let connecting = endpoint.connect(parent.udp, crate::tls::SERVER_NAME).unwrap();
+            let outcome = async {
+                // With TLS 1.3 the client may finish before the server has
+                // judged its certificate: then the refusal closes the
+                // connection right after.
+                match connecting.await {
+                    Ok(conn) => conn.closed().await,
+                    Err(e) => e,
+                }
+            };
+            let e = tokio::time::timeout(Duration::from_secs(10), outcome).await.unwrap();
+            assert!(e.to_string().contains(expected), "{e}");
+            endpoint.close(0u32.into(), b"done");
+        }
+        parent.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_malformed_or_oversized_frame_closes_only_that_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::generate(1).unwrap();
+        let parent = start(dir.path(), &ca, "gz", None).await;
+        let child = NodeId::parse("gz/x").unwrap();
+        let pem = ca.issue(&child, 1).unwrap();
+        let tls = NodeTls::from_pem(&child, ca.cert_pem().as_bytes(), pem.cert_pem.as_bytes(), pem.key_pem.as_bytes())
+            .unwrap();
+        let client = crate::transport::client_config(&tls, &NodeId::parse("gz").unwrap()).unwrap();
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(client);
+
+        let cases: [(&[u8], &str); 3] = [
+            (&[0xff, 0xff, 0xff, 0xff], "exceeds the limit"),
+            (&[0, 0, 0, 0], "empty frame"),
+            (&[0, 0, 0, 3, 0xde, 0xad, 0xbe], "malformed"),
+        ];
+        for (bytes, expected) in cases {
+            let conn = endpoint.connect(parent.udp, crate::tls::SERVER_NAME).unwrap().await.unwrap();
+            let (mut send, _recv) = conn.open_bi().await.unwrap();
+            send.write_all(bytes).await.unwrap();
+            match tokio::time::timeout(Duration::from_secs(10), conn.closed()).await.unwrap() {
+                quinn::ConnectionError::ApplicationClosed(c) => {
+                    assert_eq!(c.error_code, crate::transport::code::PROTOCOL);
+                    let reason = String::from_utf8_lossy(&c.reason);
+                    assert!(reason.contains(expected), "{reason}");
+                }
+                other => panic!("unexpected close: {other}"),
+            }
+        }
+        // The node still serves.
+        let r = reqwest::get(format!("http://{}/healthz", parent.api)).await.unwrap();
+        assert!(r.status().is_success());
+        endpoint.close(0u32.into(), b"done");
+        parent.stop().await;
     }
 }

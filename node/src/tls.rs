@@ -52,7 +52,7 @@ pub enum TlsError {
     WrongNode { cert_id: NodeId, node_id: NodeId },
     /// The certificate was not issued by the configured CA.
     #[error("the certificate is not signed by the configured CA ({0})")]
-    NotFromCa(rustls::Error),
+    NotFromCa(String),
     /// rustls refused the configuration.
     #[error("TLS setup failed: {0}")]
     Setup(#[from] rustls::Error),
@@ -166,13 +166,33 @@ impl NodeTls {
                 tracing::warn!(node_id = %self.node_id, "this node's certificate is outside its validity ({e}); peers will refuse its links until it is reissued");
                 Ok(())
             }
-            Err(e) => Err(TlsError::NotFromCa(e)),
+            Err(rustls::Error::InvalidCertificate(e)) => Err(TlsError::NotFromCa(e.to_string())),
+            Err(e) => Err(TlsError::NotFromCa(e.to_string())),
         }
     }
 
     /// The node id the certificate carries (equal to the config's).
     pub fn node_id(&self) -> &NodeId {
         &self.node_id
+    }
+
+    /// The keys of this node's QUIC endpoint: the stateless reset key and
+    /// the connection-id validation key. They are derived from the node's
+    /// private key so that they survive a restart: after a crash, the
+    /// restarted node recognises the peers' packets for the dead connection
+    /// as its own and answers with a reset they can verify, so they redial
+    /// at once instead of waiting out the idle timeout. (HMAC outputs reveal
+    /// nothing of the key; the labels keep these uses apart from any other.)
+    pub fn quic_endpoint_keys(&self) -> (ring::hmac::Key, u64) {
+        let derive = |label: &[u8]| {
+            let label = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, label);
+            ring::hmac::sign(&label, self.key.secret_der())
+        };
+        let reset = derive(b"jobmesh/1 QUIC stateless reset key");
+        let cid = derive(b"jobmesh/1 QUIC connection id key");
+        let mut cid_key = [0u8; 8];
+        cid_key.copy_from_slice(&cid.as_ref()[..8]);
+        (ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset.as_ref()), u64::from_le_bytes(cid_key))
     }
 
     /// The server side: accepts only clients whose certificate chains to the
@@ -365,7 +385,7 @@ pub(crate) mod tests {
 
     /// A node that trusts `trusted` but holds a certificate from `issuer`
     /// (which [`NodeTls::from_pem`] would refuse to build).
-    fn forged(trusted: &Ca, issuer: &Ca, node: &str) -> NodeTls {
+    pub(crate) fn forged(trusted: &Ca, issuer: &Ca, node: &str) -> NodeTls {
         let real = node_tls(trusted, node);
         let issued = issuer.issue(&id(node), 10).unwrap();
         let chain = rustls_pemfile::certs(&mut issued.cert_pem.as_bytes()).collect::<Result<_, _>>().unwrap();

@@ -162,13 +162,24 @@ impl Api {
     /// page is a JSON object with an array under `key` and a `next` that is a
     /// string or null, no id shows twice, ids are in ascending order.
     pub async fn list_all(&self, collection: &str) -> Result<Vec<Value>, String> {
+        self.list_with(collection, PAGE, &[]).await
+    }
+
+    /// [`Api::list_all`] with a page size and filters (`("open", "true")`).
+    pub async fn list_with(
+        &self,
+        collection: &str,
+        limit: usize,
+        filters: &[(&str, &str)],
+    ) -> Result<Vec<Value>, String> {
         let path = format!("/v1/{collection}");
         let mut all = Vec::new();
         let mut seen = BTreeSet::new();
         let mut after: Option<String> = None;
         let mut last_id: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let mut q = vec![("limit", PAGE.to_string())];
+            let mut q = vec![("limit", limit.to_string())];
+            q.extend(filters.iter().map(|(k, v)| (*k, v.to_string())));
             if let Some(a) = &after {
                 q.push(("after", a.clone()));
             }

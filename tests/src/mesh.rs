@@ -10,7 +10,8 @@
 //!
 //! Only processes this mesh started are ever signalled, by pid. Dropping the
 //! mesh kills them; unless the test called [`Mesh::finish`] (i.e. it passed)
-//! the temp folder is kept and the tail of every log is printed.
+//! the temp folder is kept and the tail of every log is printed
+//! (`JOBMESH_KEEP=1` keeps it after passing tests too).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::OpenOptions;
@@ -98,24 +99,60 @@ pub struct Mesh {
     unclean: Vec<String>,
 }
 
-/// The config TOML of one node, exactly the shape of design.md. Paths are
-/// relative to the config file's folder.
-pub fn config_toml(id: &str, listen: SocketAddr, api: SocketAddr, parent: Option<(&str, SocketAddr)>) -> String {
-    let stem = id.replace('/', "_");
-    let mut s = format!("node_id  = \"{id}\"\ndata_dir = \"data\"\nlisten   = \"{listen}\"\napi      = \"{api}\"\n");
-    if let Some((pid, paddr)) = parent {
-        s += &format!("[parent]\nnode_id = \"{pid}\"\naddr    = \"{paddr}\"\n");
+/// One node's config, rendered as the TOML of design.md by
+/// [`NodeConfig::to_toml`]. Tests may change it before the node starts
+/// (see [`Mesh::new_with`]).
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub node_id: String,
+    /// `data_dir`, relative to the config's folder.
+    pub data_dir: String,
+    /// QUIC `listen`; `None` leaves the key out (allowed on leaves).
+    pub listen: Option<SocketAddr>,
+    /// The `api` address as written in the file.
+    pub api: String,
+    /// `[parent]` node id and address.
+    pub parent: Option<(String, SocketAddr)>,
+    /// `[tls]` paths, relative to the config's folder.
+    pub ca_cert: String,
+    pub cert: String,
+    pub key: String,
+    /// Extra top-level `key = value` lines (e.g. `stale_after_s = 3`).
+    pub extra: Vec<String>,
+}
+
+impl NodeConfig {
+    pub fn to_toml(&self) -> String {
+        let mut s = format!("node_id  = \"{}\"\ndata_dir = \"{}\"\n", self.node_id, self.data_dir);
+        if let Some(l) = self.listen {
+            s += &format!("listen   = \"{l}\"\n");
+        }
+        s += &format!("api      = \"{}\"\n", self.api);
+        for line in &self.extra {
+            s += line;
+            s += "\n";
+        }
+        if let Some((pid, paddr)) = &self.parent {
+            s += &format!("[parent]\nnode_id = \"{pid}\"\naddr    = \"{paddr}\"\n");
+        }
+        s += &format!(
+            "[tls]\nca_cert = \"{}\"\ncert    = \"{}\"\nkey     = \"{}\"\n",
+            self.ca_cert, self.cert, self.key
+        );
+        s
     }
-    s += &format!(
-        "[tls]\nca_cert = \"../../pki/ca.pem\"\ncert    = \"../../pki/{stem}.pem\"\nkey     = \"../../pki/{stem}.key\"\n"
-    );
-    s
 }
 
 impl Mesh {
     /// Create the folders, CA, certificates and configs of `ids` (every
     /// non-root id's parent must be in `ids`), without starting anything.
     pub fn new(ids: &[&str]) -> Mesh {
+        Mesh::new_with(ids, |_| {})
+    }
+
+    /// Like [`Mesh::new`], letting `tweak` change each node's config before
+    /// it is written (a parent outside the mesh must be set by `tweak`).
+    pub fn new_with(ids: &[&str], mut tweak: impl FnMut(&mut NodeConfig)) -> Mesh {
         let tmp = tempfile::Builder::new().prefix("jobmesh-test-").tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let root = tmp.path().to_path_buf();
         let pki = Pki::init(&root.join("pki"));
@@ -141,15 +178,27 @@ impl Mesh {
             );
         }
         for id in ids {
-            let parent = nid(id).parent().map(|p| {
-                let p = p.to_string();
-                let addr =
-                    nodes.get(&p).unwrap_or_else(|| panic!("mesh: parent {p} of {id} is not in the mesh")).listen;
-                (p, addr)
-            });
+            let stem = id.replace('/', "_");
             let n = &nodes[*id];
-            let toml = config_toml(id, n.listen, n.api, parent.as_ref().map(|(p, a)| (p.as_str(), *a)));
-            std::fs::write(&n.config, toml).unwrap_or_else(|e| panic!("write {}: {e}", n.config.display()));
+            let mut cfg = NodeConfig {
+                node_id: id.to_string(),
+                data_dir: "data".into(),
+                listen: Some(n.listen),
+                api: n.api.to_string(),
+                parent: nid(id).parent().and_then(|p| {
+                    let p = p.to_string();
+                    nodes.get(&p).map(|pn| (p, pn.listen))
+                }),
+                ca_cert: "../../pki/ca.pem".into(),
+                cert: format!("../../pki/{stem}.pem"),
+                key: format!("../../pki/{stem}.key"),
+                extra: Vec::new(),
+            };
+            tweak(&mut cfg);
+            if let Some(p) = nid(id).parent() {
+                assert!(cfg.parent.is_some(), "mesh: parent {p} of {id} is neither in the mesh nor set by the test");
+            }
+            std::fs::write(&n.config, cfg.to_toml()).unwrap_or_else(|e| panic!("write {}: {e}", n.config.display()));
         }
         Mesh {
             tmp: Some(tmp),
@@ -163,15 +212,21 @@ impl Mesh {
         }
     }
 
+    /// Start every node that is not running and wait until all are ready.
+    pub async fn start_all(&mut self) {
+        let ids: Vec<String> = self.order.iter().filter(|id| self.nodes[*id].child.is_none()).cloned().collect();
+        for id in &ids {
+            self.spawn(id);
+        }
+        for id in &ids {
+            self.wait_ready(id).await;
+        }
+    }
+
     /// [`Mesh::new`], then start every node and wait until all are ready.
     pub async fn start(ids: &[&str]) -> Mesh {
         let mut m = Mesh::new(ids);
-        for id in ids {
-            m.spawn(id);
-        }
-        for id in ids {
-            m.wait_ready(id).await;
-        }
+        m.start_all().await;
         m
     }
 
@@ -310,6 +365,31 @@ impl Mesh {
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Start a node that must refuse to run (a bad config): it has to exit
+    /// by itself, unsuccessfully, within `limit`. Returns its exit status and
+    /// its log. Panics if it is still running (it is then killed) or exits 0.
+    pub async fn start_expect_failure(&mut self, id: &str, limit: Duration) -> (String, String) {
+        self.spawn(id);
+        let start = Instant::now();
+        loop {
+            let done = {
+                let n = self.node_mut(id);
+                let c = n.child.as_mut().unwrap_or_else(|| panic!("{id} not spawned"));
+                c.try_wait().unwrap_or_else(|e| panic!("try_wait {id}: {e}"))
+            };
+            if let Some(status) = done {
+                self.node_mut(id).child = None;
+                assert!(!status.success(), "node {id} should refuse to start, but exited 0\n{}", self.log_tail(id, 40));
+                return (status.to_string(), self.log(id));
+            }
+            if start.elapsed() > limit {
+                self.kill9(id);
+                panic!("node {id} should refuse to start, but still runs after {limit:?}\n{}", self.log_tail(id, 40));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -497,6 +577,12 @@ impl Drop for Mesh {
                 let _ = c.kill();
                 let _ = c.wait();
             }
+        }
+        if std::env::var_os("JOBMESH_KEEP").is_some() && self.passed {
+            if let Some(mut t) = self.tmp.take() {
+                t.disable_cleanup(true);
+            }
+            eprintln!("JOBMESH_KEEP: kept {}", self.root.display());
         }
         if !self.passed || std::thread::panicking() {
             let tails = self.all_log_tails(LOG_TAIL_LINES);

@@ -76,8 +76,9 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
         .ok_or_else(|| format!("{}: no private key", path.display()))
 }
 
-/// A QUIC connection from a hand-driven peer, with its one bidirectional
-/// stream once [`RawPeer::open`] has been called.
+/// A QUIC connection of a hand-driven peer (dialed by [`RawPeer::connect`]
+/// or accepted by [`RawServer::accept`]), with its one bidirectional stream
+/// once opened or accepted.
 pub struct RawPeer {
     pub endpoint: quinn::Endpoint,
     pub conn: quinn::Connection,
@@ -138,6 +139,12 @@ impl RawPeer {
         send.write_all(&encode_frame(frame)).await.map_err(|e| format!("write: {e}"))
     }
 
+    /// Write raw bytes on the stream (for malformed frames).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let (send, _) = self.stream.as_mut().ok_or("stream not open")?;
+        send.write_all(bytes).await.map_err(|e| format!("write: {e}"))
+    }
+
     /// Read the next frame, waiting at most `wait`.
     pub async fn read(&mut self, wait: Duration) -> ReadEnd {
         let Some((_, recv)) = self.stream.as_mut() else { return ReadEnd::Closed("stream not open".into()) };
@@ -180,6 +187,106 @@ impl RawPeer {
     /// Close our side politely.
     pub async fn close(self) {
         self.conn.close(0u32.into(), b"test done");
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// Requires a client certificate and accepts any (checking only the
+/// handshake signatures): the parent-side tests are about what the NODE, as
+/// a client, accepts from a server.
+#[derive(Debug)]
+struct AnyClient(Arc<CryptoProvider>);
+
+impl rustls::server::danger::ClientCertVerifier for AnyClient {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A hand-driven QUIC server that plays a node's parent, presenting
+/// `cert`/`key` (from the right or a wrong CA).
+pub struct RawServer {
+    endpoint: quinn::Endpoint,
+}
+
+impl RawServer {
+    /// Bind on `addr` (loopback; port 0 for any).
+    pub fn bind(addr: SocketAddr, cert: &Path, key: &Path) -> Result<RawServer, String> {
+        let server = Self::server_config(cert, key)?;
+        let endpoint = quinn::Endpoint::server(server, addr).map_err(|e| format!("bind {addr}: {e}"))?;
+        Ok(RawServer { endpoint })
+    }
+
+    /// Present another certificate to connections accepted from now on
+    /// (same socket, so the node's dial address stays valid).
+    pub fn set_identity(&self, cert: &Path, key: &Path) -> Result<(), String> {
+        self.endpoint.set_server_config(Some(Self::server_config(cert, key)?));
+        Ok(())
+    }
+
+    fn server_config(cert: &Path, key: &Path) -> Result<quinn::ServerConfig, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| format!("tls versions: {e}"))?
+            .with_client_cert_verifier(Arc::new(AnyClient(provider)))
+            .with_single_cert(load_certs(cert)?, load_key(key)?)
+            .map_err(|e| format!("server cert: {e}"))?;
+        tls.alpn_protocols = vec![jobmesh_protocol::wire::ALPN.to_vec()];
+        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| format!("quic tls: {e}"))?;
+        Ok(quinn::ServerConfig::with_crypto(Arc::new(quic)))
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.endpoint.local_addr().unwrap_or_else(|e| panic!("local_addr: {e}"))
+    }
+
+    /// Accept the next connection and the stream the dialer opens, within
+    /// `wait`. `Err` describes a failed handshake or a timeout.
+    pub async fn accept(&self, wait: Duration) -> Result<RawPeer, String> {
+        let fut = async {
+            let incoming = self.endpoint.accept().await.ok_or("endpoint closed")?;
+            let conn = incoming.await.map_err(|e| format!("handshake failed: {e}"))?;
+            let stream = conn.accept_bi().await.map_err(|e| format!("accept_bi: {e}"))?;
+            Ok(RawPeer { endpoint: self.endpoint.clone(), conn, stream: Some(stream) })
+        };
+        tokio::time::timeout(wait, fut).await.unwrap_or_else(|_| Err(format!("nothing accepted within {wait:?}")))
+    }
+
+    /// Close the endpoint and wait (bounded) until it is idle.
+    pub async fn shutdown(self) {
+        self.endpoint.close(0u32.into(), b"test server done");
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
     }
 }

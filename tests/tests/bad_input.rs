@@ -20,6 +20,7 @@ fn with(mut v: Value, field: &str, value: Value) -> Value {
 /// Require `status` and a JSON object whose `error` is a non-empty string
 /// that mentions every word of `names`.
 fn check(case: &str, r: &Reply, status: u16, names: &[&str]) -> Result<(), String> {
+    println!("{case}: {}", r.describe());
     if r.status != status {
         return Err(format!("{case}: expected HTTP {status}, got {}", r.describe()));
     }

@@ -11,7 +11,9 @@
 use std::time::Duration;
 
 use jobmesh_protocol::record::{Body, Posting, PostingStatus, Record, RecordId, WorkType};
-use jobmesh_protocol::wire::{Batch, Frame, FrameV1, Hello, PROTOCOL_VERSION};
+use jobmesh_protocol::wire::{
+    encode_frame, Batch, Frame, FrameV1, Hello, MAX_BATCH_RECORDS, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+};
 use jobmesh_tests::pki::Issued;
 use jobmesh_tests::quic::{RawPeer, ReadEnd};
 use jobmesh_tests::{eventually, nid, within, Mesh, Pki};
@@ -115,6 +117,28 @@ async fn attempt(mesh: &Mesh, who: &Issued, claim: &str, records: Vec<Record>) -
     outcome
 }
 
+/// Connect as the valid child gz/a, say hello, then write `bytes` raw: the
+/// node must close the connection (a malformed or oversized frame).
+async fn attempt_raw(mesh: &Mesh, who: &Issued, bytes: &[u8]) -> Outcome {
+    let mut peer = match RawPeer::connect(mesh.listen_addr("gz"), &who.cert, &who.key).await {
+        Ok(p) => p,
+        Err(e) => return Outcome::NotRefused(format!("the valid child could not even connect: {e}")),
+    };
+    let sent = async {
+        peer.open().await?;
+        peer.send(&hello("gz/a")).await?;
+        peer.send_raw(bytes).await
+    }
+    .await;
+    let outcome = match (sent, peer.closed(CLOSE_WAIT).await) {
+        (_, Some(reason)) => Outcome::Refused(format!("connection closed: {reason}")),
+        (Err(e), None) => Outcome::NotRefused(format!("write failed ({e}) but the connection stayed open")),
+        (Ok(()), None) => Outcome::NotRefused(format!("connection still open {CLOSE_WAIT:?} after the bad frame")),
+    };
+    peer.close().await;
+    outcome
+}
+
 async fn postings_at_gz(mesh: &Mesh) -> Vec<String> {
     mesh.api("gz").list_ids("postings").await.unwrap_or_else(|e| panic!("{e}")).into_iter().collect()
 }
@@ -193,6 +217,45 @@ async fn a_node_refuses_foreign_and_overreaching_peers() {
         if held != vec!["gz.a_p1".to_string()] {
             problems.push(format!("after the control gz holds {held:?}, expected only gz.a_p1"));
         }
+
+        // (f) Malformed and oversized frames from a valid child close the
+        // link and touch nothing already stored.
+        let body = vec![0xffu8; 5];
+        let mut malformed = (body.len() as u32).to_be_bytes().to_vec();
+        malformed.extend_from_slice(&body);
+        let oversized = ((MAX_FRAME_BYTES + 1) as u32).to_be_bytes().to_vec();
+        let empty = 0u32.to_be_bytes().to_vec();
+        let backwards = encode_frame(&Frame::V1(FrameV1::Batch(Batch {
+            from: 5,
+            through: 1,
+            records: vec![posting("gz.a_p3", "gz/a")],
+        })));
+        let too_many = encode_frame(&batch(
+            (1..=MAX_BATCH_RECORDS as u64 + 1).map(|i| posting(&format!("gz.a_p{}", 100 + i), "gz/a")).collect(),
+        ));
+        let mut trailing = encode_frame(&batch(vec![posting("gz.a_p4", "gz/a")]));
+        let len = u32::from_be_bytes([trailing[0], trailing[1], trailing[2], trailing[3]]) + 3;
+        trailing[..4].copy_from_slice(&len.to_be_bytes());
+        trailing.extend_from_slice(&[0, 0, 0]);
+        for (case, bytes) in [
+            ("malformed body", malformed),
+            ("length prefix over the limit", oversized),
+            ("zero-length frame", empty),
+            ("batch with from > through", backwards),
+            ("batch over MAX_BATCH_RECORDS", too_many),
+            ("frame with trailing bytes", trailing),
+        ] {
+            let out = attempt_raw(&mesh, &right_a, &bytes).await;
+            println!("(f) {case}: {out:?}");
+            if let Outcome::NotRefused(d) = &out {
+                problems.push(format!("(f) {case}: {d}"));
+            }
+            let held = postings_at_gz(&mesh).await;
+            if held != vec!["gz.a_p1".to_string()] {
+                problems.push(format!("(f) {case}: gz now holds {held:?}, expected only gz.a_p1"));
+            }
+        }
+        assert!(mesh.api("gz").healthy().await, "gz unhealthy after malformed frames");
 
         assert!(problems.is_empty(), "trust problems:\n{}\n{}", problems.join("\n"), mesh.log_tail("gz", 60));
         mesh.finish().await;

@@ -65,11 +65,19 @@ pub struct ApiContext {
     pub stale_after_s: u64,
     /// The configured parent and its address, if any.
     pub parent: Option<(NodeId, String)>,
+    /// Transport counters kept by the QUIC side.
+    pub transport: Arc<crate::transport::TransportStats>,
 }
 
 impl Default for ApiContext {
     fn default() -> Self {
-        ApiContext { token: None, topology: None, stale_after_s: DEFAULT_STALE_AFTER_S, parent: None }
+        ApiContext {
+            token: None,
+            topology: None,
+            stale_after_s: DEFAULT_STALE_AFTER_S,
+            parent: None,
+            transport: Arc::new(crate::transport::TransportStats::new()),
+        }
     }
 }
 

@@ -236,6 +236,7 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> ApiResult<impl IntoResponse
         store_bytes,
         last_seq,
         durable_seq,
+        transport: api.ctx.transport.snapshot(),
     };
     let body = api.state.metrics.render(&scrape);
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))

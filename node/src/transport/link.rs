@@ -15,6 +15,7 @@ use jobmesh_protocol::wire::{check_len, decode_body, encode_frame, Frame, FrameV
 use jobmesh_protocol::NodeId;
 use quinn::{ConnectionError, ReadError, ReadExactError, RecvStream, SendStream, VarInt, WriteError};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{code, LinkCtx};
@@ -23,6 +24,9 @@ use crate::state::{now_ms, Outbox, OUTBOX_FRAMES};
 /// Frames queued in the outbox are coalesced into one stream write up to
 /// this many bytes.
 const WRITE_COALESCE_BYTES: usize = 256 * 1024;
+/// The reason the node state gives when a peer's newer connection takes
+/// over its outbox (see `NodeState::register_outbox`).
+const REPLACED: &str = "replaced by a newer connection";
 /// Longest close reason sent to the peer (it must fit in one packet).
 const MAX_REASON_BYTES: usize = 512;
 
@@ -83,7 +87,7 @@ pub(super) async fn run(
         Ok(()) => {
             tokio::select! {
                 end = write_loop(ctx, &mut send, rx) => end,
-                end = read_loop(ctx, &peer, &mut recv) => end,
+                end = read_loop(ctx, &peer, &mut recv, &close) => end,
                 _ = close.cancelled() => {
                     if ctx.shutdown.is_cancelled() {
                         LinkEnd::Shutdown
@@ -110,6 +114,12 @@ pub(super) async fn run(
             warn!(reason = %r, "closing the link: refused");
             close_with(code::REFUSED, r);
         }
+        LinkEnd::ClosedByNode(r) if r == REPLACED => {
+            // The peer reconnected (it restarted, or this connection was
+            // silently lost): routine, not a fault.
+            info!("closing the link: {REPLACED}");
+            close_with(code::CLOSED_BY_NODE, r);
+        }
         LinkEnd::ClosedByNode(r) => {
             ctx.stats.link_refused();
             warn!(reason = %r, "closing the link");
@@ -135,7 +145,7 @@ async fn write_loop(ctx: &LinkCtx, send: &mut SendStream, mut rx: mpsc::Receiver
     loop {
         let Some(first) = rx.recv().await else {
             // The outbox was dropped: a newer connection replaced this one.
-            return LinkEnd::ClosedByNode("replaced by a newer connection".into());
+            return LinkEnd::ClosedByNode(REPLACED.into());
         };
         buf.clear();
         let mut frames = 0u64;
@@ -163,7 +173,7 @@ async fn write_loop(ctx: &LinkCtx, send: &mut SendStream, mut rx: mpsc::Receiver
 }
 
 /// Read frames and hand them to the engine, in order.
-async fn read_loop(ctx: &LinkCtx, peer: &NodeId, recv: &mut RecvStream) -> LinkEnd {
+async fn read_loop(ctx: &LinkCtx, peer: &NodeId, recv: &mut RecvStream, close: &CancellationToken) -> LinkEnd {
     loop {
         let mut prefix = [0u8; LEN_PREFIX];
         match recv.read_exact(&mut prefix).await {
@@ -189,6 +199,11 @@ async fn read_loop(ctx: &LinkCtx, peer: &NodeId, recv: &mut RecvStream) -> LinkE
             Err(e) => return LinkEnd::Protocol(e.to_string()),
         };
         drop(body);
+        if close.is_cancelled() {
+            // Replaced or closing: a frame of this connection must not reach
+            // the engine's state for the peer's newer link.
+            return LinkEnd::ClosedByNode("closing".into());
+        }
         if let Err(e) = handle_frame(ctx, peer, frame).await {
             return LinkEnd::Refused(e);
         }

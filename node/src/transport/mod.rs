@@ -190,7 +190,10 @@ impl Transport {
         udp.set_nonblocking(true).map_err(endpoint_err)?;
         let runtime = quinn::default_runtime()
             .ok_or_else(|| endpoint_err(std::io::Error::other("no async runtime found for quinn")))?;
-        let endpoint = Endpoint::new(quinn::EndpointConfig::default(), server, udp, runtime).map_err(endpoint_err)?;
+        let (reset_key, cid_key) = tls.quic_endpoint_keys();
+        let mut endpoint_cfg = quinn::EndpointConfig::new(Arc::new(reset_key));
+        endpoint_cfg.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+        let endpoint = Endpoint::new(endpoint_cfg, server, udp, runtime).map_err(endpoint_err)?;
         let ctx = Arc::new(LinkCtx {
             state,
             stats,
