@@ -43,6 +43,10 @@ pub enum Command {
     /// generated CA, a synthetic workload and the dashboard's URL; Ctrl-C
     /// stops everything.
     Demo(crate::deploy::demo::DemoArgs),
+    /// Measure the mesh (catch-up, ingest, fan-out, queries, footprint,
+    /// simulator) beside ceilings measured in the same run; prints a table
+    /// and JSON lines. --quick is the short form CI runs.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +117,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Deploy(cmd) => crate::deploy::execute(cmd),
         Command::Demo(args) => crate::deploy::execute_demo(args),
+        Command::Bench(args) => crate::bench::execute(args),
     }
 }
 

@@ -62,6 +62,19 @@ impl Api {
         Api { base: base.into(), http }
     }
 
+    /// The same node through a client of its own that keeps no idle
+    /// connections: for requests after which the node may close the
+    /// connection (a 413 on a body it did not read), so that they cannot
+    /// break a pooled connection the next request would reuse.
+    pub fn unpooled(&self) -> Api {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap_or_else(|e| panic!("reqwest client: {e}"));
+        Api { base: self.base.clone(), http }
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn base(&self) -> &str {
         &self.base
@@ -85,6 +98,11 @@ impl Api {
     /// GET with query parameters (encoded by reqwest).
     pub async fn get_query(&self, path: &str, query: &[(&str, String)]) -> Result<Reply, String> {
         Self::reply(self.http.get(format!("{}{path}", self.base)).query(query).send().await).await
+    }
+
+    /// Any method on a path, without a body.
+    pub async fn request(&self, method: reqwest::Method, path: &str) -> Result<Reply, String> {
+        Self::reply(self.http.request(method, format!("{}{path}", self.base)).send().await).await
     }
 
     /// POST a JSON value.

@@ -11,13 +11,18 @@
 //!   `jobmesh_protocol::routing::holds`;
 //! - [`wait`]: `eventually` (bounded polling), `within` (test time limit) and
 //!   a seeded RNG (`JOBMESH_SEED`);
-//! - [`quic`]: a hand-driven QUIC peer for trust tests.
+//! - [`quic`]: a hand-driven QUIC peer for trust tests;
+//! - [`cdp`]: a headless Chromium driven over the DevTools protocol.
 
 pub mod bin;
+pub mod chaos;
+pub mod cdp;
 pub mod client;
 pub mod mesh;
+pub mod netns;
 pub mod oracle;
 pub mod pki;
+pub mod proxy;
 pub mod quic;
 pub mod wait;
 

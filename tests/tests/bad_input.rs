@@ -99,7 +99,10 @@ async fn bad_input_is_refused_with_a_message_and_stores_nothing() {
         // A 2 MiB body: too large, whatever it holds.
         let mut big = good.clone();
         big["title"] = json!("y".repeat(2 * 1024 * 1024));
-        match api.post_raw("/v1/postings", serde_json::to_vec(&big).unwrap_or_default()).await {
+        // Its own connection: the node answers 413 without reading the body
+        // and then closes the connection without saying `Connection: close`,
+        // which would break the next request on a pooled connection.
+        match api.unpooled().post_raw("/v1/postings", serde_json::to_vec(&big).unwrap_or_default()).await {
             Ok(r) => {
                 if let Err(e) = check("2 MiB body", &r, 413, &[]) {
                     problems.push(e);
@@ -165,6 +168,23 @@ async fn bad_input_is_refused_with_a_message_and_stores_nothing() {
             Ok(r) if (400..500).contains(&r.status) && r.error().is_some() => {}
             Ok(r) => problems.push(format!("GET /v1/postings/not-an-id: want 4xx with JSON error: {}", r.describe())),
             Err(e) => problems.push(format!("GET bad id: request failed: {e}")),
+        }
+
+        // Wrong method, unknown path: JSON errors too.
+        for (method, path, status) in [
+            (reqwest::Method::DELETE, "/v1/postings", 405),
+            (reqwest::Method::PUT, "/v1/workers", 405),
+            (reqwest::Method::GET, "/v1/no-such-thing", 404),
+        ] {
+            let case = format!("{method} {path}");
+            match api.request(method, path).await {
+                Ok(r) => {
+                    if let Err(e) = check(&case, &r, status, &[]) {
+                        problems.push(e);
+                    }
+                }
+                Err(e) => problems.push(format!("{case}: request failed: {e}")),
+            }
         }
 
         // The node is still healthy and holds nothing.

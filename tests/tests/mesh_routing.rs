@@ -150,6 +150,51 @@ async fn records_reach_exactly_the_nodes_the_routing_rule_names() {
         })
         .await;
 
+        // Links: every one up, nothing left to deliver.
+        eventually("every link is connected with an empty backlog", CONVERGE, || async {
+            let mut bad = Vec::new();
+            for n in NODES {
+                let st = mesh.api(n).status().await?;
+                let mut links: Vec<&Value> = st["children"].as_array().map(|c| c.iter().collect()).unwrap_or_default();
+                if !st["parent"].is_null() {
+                    links.push(&st["parent"]);
+                }
+                let want_links =
+                    NODES.iter().filter(|c| jobmesh_tests::nid(c).parent().is_some_and(|p| p.as_str() == n)).count()
+                        + usize::from(n != "gz");
+                if links.len() != want_links {
+                    bad.push(format!("{n}: {} links, want {want_links}: {st}", links.len()));
+                }
+                for l in links {
+                    if l["connected"] != true || l["backlog"] != 0 {
+                        bad.push(format!(
+                            "{n} link to {}: connected={} backlog={}",
+                            l["node_id"], l["connected"], l["backlog"]
+                        ));
+                    }
+                }
+            }
+            if bad.is_empty() {
+                Ok(())
+            } else {
+                Err(bad.join("; "))
+            }
+        })
+        .await;
+
+        // The other endpoints answer.
+        let r = mesh.api("gz").get("/metrics").await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            r.status == 200
+                && (r.content_type.starts_with("text/plain")
+                    || r.content_type.starts_with("application/openmetrics-text"))
+                && r.text.contains("# TYPE"),
+            "/metrics: {}",
+            r.describe()
+        );
+        let r = mesh.api("gz").get("/").await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.status == 200 && r.content_type.starts_with("text/html"), "/: {}", r.describe());
+
         mesh.finish().await;
     })
     .await;

@@ -32,6 +32,16 @@ async fn stopped_county_and_stopped_city_catch_up() {
         oracle.posting("gz", &p1, "gz", 6);
         let p2 = id_of(&mesh.api("gz/a").post_posting(&posting_body("city a while x is down", 2, Some("gz/a"))).await);
         oracle.posting("gz/a", &p2, "gz/a", 2);
+        // Twenty changes of one posting while the county is away: it must
+        // get the last version when it comes back.
+        for i in 1..=20 {
+            let r = mesh
+                .api("gz")
+                .patch_json(&format!("/v1/postings/{p1}"), &serde_json::json!({"title": format!("revision {i}")}))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(r.status, 200, "PATCH at the origin: {}", r.describe());
+        }
         // The live part of the tree gets them without the county.
         mesh.wait_held("postings", &p1, &["gz", "gz/a", "gz/a/y"], CATCH_UP).await;
         mesh.wait_held("postings", &p2, &["gz/a", "gz/a/y"], CATCH_UP).await;
@@ -40,7 +50,16 @@ async fn stopped_county_and_stopped_city_catch_up() {
         // Its data survived the stop.
         let held = mesh.api("gz/a/x").get_posting(&p0).await.unwrap_or_else(|e| panic!("{e}"));
         assert!(held.is_some(), "gz/a/x lost {p0} across a SIGTERM restart");
-        mesh.wait_held("postings", &p1, &["gz/a/x"], CATCH_UP).await;
+        let x = mesh.api("gz/a/x");
+        eventually("gz/a/x gets the last revision of p1", CATCH_UP, || async {
+            let p = x.get_posting(&p1).await?.ok_or("404")?;
+            if p["version"] == 21 && p["title"] == "revision 20" {
+                Ok(())
+            } else {
+                Err(format!("version {} title {}", p["version"], p["title"]))
+            }
+        })
+        .await;
         mesh.wait_held("postings", &p2, &["gz/a/x"], CATCH_UP).await;
 
         // The restarted county writes, and the rest of the tree gets it.

@@ -598,6 +598,7 @@ fn progress_line(s: &Snapshot, counts: &Arc<Counts>, last_converged: Option<Inst
     let (p, w, pl) = counts.get();
     let records = s.province_records.map(|r| r.to_string()).unwrap_or_else(|| "?".into());
     let converged = match last_converged {
+        _ if s.converged => "converged now".to_owned(),
         Some(t) => format!("converged {:.1} s ago", t.elapsed().as_secs_f64()),
         None => "not converged yet".to_owned(),
     };

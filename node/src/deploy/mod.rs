@@ -160,3 +160,84 @@ fn render_command(args: RenderArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn the_deploy_and_demo_command_lines_parse() {
+        let c = Cli::try_parse_from(["jobmesh", "deploy", "render", "--topology", "t.tsv", "--out", "o"]).unwrap();
+        match c.command {
+            Command::Deploy(DeployCommand::Render(a)) => {
+                assert_eq!((a.port_base, a.ca, a.addresses), (LOOPBACK_QUIC_BASE, None, None));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = Cli::try_parse_from([
+            "jobmesh",
+            "deploy",
+            "render",
+            "--topology",
+            "t",
+            "--out",
+            "o",
+            "--addresses",
+            "a",
+            "--port-base",
+            "1",
+        ]);
+        assert!(e.is_err(), "a port base means nothing with an address plan");
+        let c =
+            Cli::try_parse_from(["jobmesh", "deploy", "up", "--dir", "d", "--only", "gz", "gz/a", "--subtree", "gz/b"])
+                .unwrap();
+        match c.command {
+            Command::Deploy(DeployCommand::Up(a)) => {
+                assert_eq!(a.only.len(), 2);
+                assert_eq!(a.subtree.unwrap().as_str(), "gz/b");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["jobmesh", "deploy", "up", "--dir", "d", "--only", "gz/A"]).is_err());
+        assert!(matches!(
+            Cli::try_parse_from(["jobmesh", "deploy", "down", "--dir", "d"]).unwrap().command,
+            Command::Deploy(DeployCommand::Down(_))
+        ));
+        let c = Cli::try_parse_from(["jobmesh", "demo"]).unwrap();
+        match c.command {
+            Command::Demo(a) => assert_eq!((a.topology.as_str(), a.rate, a.dir), ("demo", 4.0, None)),
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from([
+            "jobmesh",
+            "demo",
+            "--topology",
+            "guizhou",
+            "--max-offices",
+            "40",
+            "--seed",
+            "7",
+            "--rate",
+            "2.5",
+            "--duration-s",
+            "20",
+            "--workload-s",
+            "10",
+            "--dir",
+            "x",
+        ])
+        .unwrap();
+        match c.command {
+            Command::Demo(a) => {
+                assert_eq!(
+                    (a.max_offices, a.seed, a.duration_s, a.workload_s),
+                    (Some(40), Some(7), Some(20), Some(10))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

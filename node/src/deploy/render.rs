@@ -146,7 +146,7 @@ pub struct Rendered {
 /// only if a certificate has to be issued (so a CA key kept offline is
 /// enough for re-renders that change only configs).
 enum CaSource {
-    Signer(Ca),
+    Signer(Box<Ca>),
     CertOnly { pem: String, key: PathBuf },
 }
 
@@ -154,7 +154,7 @@ impl CaSource {
     fn open(dir: &Path) -> Result<(CaSource, bool), RenderError> {
         let files = pki::ca_paths(dir);
         match (files.cert.exists(), files.key.exists()) {
-            (true, true) => Ok((CaSource::Signer(pki::load_ca(dir)?), false)),
+            (true, true) => Ok((CaSource::Signer(Box::new(pki::load_ca(dir)?)), false)),
             (true, false) => {
                 let pem = std::fs::read_to_string(&files.cert).map_err(|source| io(&files.cert, source))?;
                 Ok((CaSource::CertOnly { pem, key: files.key }, false))
@@ -162,7 +162,7 @@ impl CaSource {
             (false, true) => Err(RenderError::HalfCa { key: files.key, cert: files.cert }),
             (false, false) => {
                 pki::init_ca(dir, pki::DEFAULT_CA_DAYS, false)?;
-                Ok((CaSource::Signer(pki::load_ca(dir)?), true))
+                Ok((CaSource::Signer(Box::new(pki::load_ca(dir)?)), true))
             }
         }
     }

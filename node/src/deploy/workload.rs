@@ -413,7 +413,7 @@ pub fn actor(topo: &Topology, o: &Office) -> Actor {
                 None => break,
             }
         }
-        topo.get(&cur).map(|x| place_name(x)).unwrap_or_default()
+        topo.get(&cur).map(place_name).unwrap_or_default()
     };
     let city = home(2);
     let region = ["省", "市", "州", "新区"].iter().find_map(|x| city.strip_suffix(x)).unwrap_or(&city).to_owned();

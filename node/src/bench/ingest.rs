@@ -1,0 +1,212 @@
+//! Case 3, live ingest: 16 HTTP clients post at a county as fast as they
+//! are answered (closed loop, one keep-alive connection each), while the
+//! county replicates up to its city and the province. A fresh chain
+//! province ← city ← county runs in this process for every run.
+//!
+//! Measured: 201s per second at the county and the latency of each POST
+//! (201 means durably stored there: group commit), and the rate at which
+//! the postings reach the province two hops up: all N postings over the
+//! time from the first request to the last posting visible at the
+//! province's API (the county's journal is in creation order and links
+//! apply in order, so the highest-numbered posting implies all).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use jobmesh_protocol::NodeId;
+
+use super::fixture::{node, posting_json, write_config, NodeSpec, Pki, Scratch};
+use super::http::Http;
+use super::nodes::{self, addrs, cpu_seconds_self, prebind, InProc};
+use super::report::{median, p50_p99, Ceiling, Row, Unit, J};
+use super::Bench;
+
+struct RunResult {
+    secs: f64,
+    latencies: Vec<f64>,
+    province_secs: f64,
+    cpu_secs: f64,
+    flushes: u64,
+    flush_secs: f64,
+}
+
+pub fn run(b: &mut Bench) -> anyhow::Result<()> {
+    let n = b.plan.ingest_records;
+    let clients = b.plan.ingest_clients;
+    let dir = Scratch::new(b.scratch.path(), "ingest")?;
+    let pki = Pki::new(&dir.path().join("pki"))?;
+    let mut results = Vec::new();
+    for run in 0..=b.plan.runs {
+        let count = if run == 0 { (n / 4).max(clients) } else { n };
+        let r = one_run(b, &pki, &dir.path().join(format!("run-{run}")), count, clients)
+            .with_context(|| format!("ingest run {run}"))?;
+        let (p50, p99) = p50_p99(&mut r.latencies.clone());
+        b.progress(&format!(
+            "3 run {run}: {count} postings by {clients} clients in {:.2} s = {:.0} 201s/s, p50 {:.2} ms, p99 {:.2} ms; \
+             at the province after {:.2} s",
+            r.secs,
+            count as f64 / r.secs,
+            p50 / 1000.0,
+            p99 / 1000.0,
+            r.province_secs
+        ));
+        if run > 0 {
+            b.report.json(
+                "ingest",
+                run,
+                &[
+                    ("records", J::U(count as u64)),
+                    ("rec_per_s", J::F(count as f64 / r.secs)),
+                    ("samples", J::U(r.latencies.len() as u64)),
+                    ("p50_us", J::F(p50)),
+                    ("p99_us", J::F(p99)),
+                    ("province_rec_per_s", J::F(count as f64 / r.province_secs)),
+                    ("clients", J::U(clients as u64)),
+                ],
+            );
+            results.push(r);
+        }
+    }
+    let rates: Vec<f64> = results.iter().map(|r| n as f64 / r.secs).collect();
+    let mut p50s = Vec::new();
+    let mut p99s = Vec::new();
+    for r in &results {
+        let (p50, p99) = p50_p99(&mut r.latencies.clone());
+        p50s.push(p50);
+        p99s.push(p99);
+    }
+    let province: Vec<f64> = results.iter().map(|r| n as f64 / r.province_secs).collect();
+    let ingest_median = median(&rates);
+    b.report.row(
+        Row::new("3 live ingest", format!("{clients} clients: 201s/s at the county"), Unit::PerSec, rates)
+            .ceiling(b.ceilings.sled())
+            .target(">= 20,000", 20_000.0),
+    );
+    let floor = b.ceilings.sled_write_flush_us;
+    b.report.row(
+        Row::new("3 live ingest", "POST → 201 p50", Unit::Micros, p50s)
+            .ceiling(floor.map(|f| Ceiling { label: "sled write+flush p50".into(), value: f.0 })),
+    );
+    b.report.row(
+        Row::new("3 live ingest", "POST → 201 p99", Unit::Micros, p99s)
+            .ceiling(floor.map(|f| Ceiling { label: "sled write+flush p99".into(), value: f.1 })),
+    );
+    b.report.row(
+        Row::new("3 live ingest", "postings/s reaching the province (2 hops up)", Unit::PerSec, province)
+            .ceiling(Some(Ceiling { label: "201s/s at the county".into(), value: ingest_median })),
+    );
+    let r = &results[results.len() / 2];
+    b.report.note(format!(
+        "3 live ingest: the county made {} flushes for {n} postings ({:.1} postings per flush, {:.2} ms per flush, \
+         flushing {:.0}% of the time); the bench process (16 clients and 3 nodes) used {:.1} CPU-s = {:.0} µs per \
+         posting, {:.0}% of 2 cores",
+        r.flushes,
+        n as f64 / r.flushes.max(1) as f64,
+        1000.0 * r.flush_secs / r.flushes.max(1) as f64,
+        100.0 * r.flush_secs / r.secs,
+        r.cpu_secs,
+        1e6 * r.cpu_secs / n as f64,
+        100.0 * r.cpu_secs / r.province_secs / 2.0
+    ));
+    Ok(())
+}
+
+fn one_run(b: &Bench, pki: &Pki, dir: &std::path::Path, n: usize, clients: usize) -> anyhow::Result<RunResult> {
+    let ids: Vec<NodeId> = ["gz", "gz/c0", "gz/c0/k0"].iter().map(|s| node(s)).collect();
+    let mut running: Vec<InProc> = Vec::new();
+    let mut parent = None;
+    for id in &ids {
+        let s = prebind(&b.rt)?;
+        let (listen, api) = addrs(&s)?;
+        let data_dir = dir.join(id.file_stem());
+        let cfg = write_config(pki, &NodeSpec { id: id.clone(), listen, api, parent, data_dir, topology: None })?;
+        parent = Some(listen);
+        running.push(InProc::start(&b.rt, &cfg, s)?);
+    }
+    for r in &running {
+        nodes::wait_healthy(r.api, r.id.as_str())?;
+    }
+    let (province, county) = (running[0].api, running[2].api);
+    // Links up: one posting travels all the way before the clock starts.
+    let (status, body) = Http::new(county).post_json("/v1/postings", &posting_json(0, None))?;
+    if status != 201 {
+        bail!("warm-up posting: {status} {}", String::from_utf8_lossy(&body));
+    }
+    let id = posting_id(&body)?;
+    nodes::wait_200(
+        &mut Http::new(province),
+        &format!("/v1/postings/{}", id.1),
+        Duration::from_millis(5),
+        Instant::now() + Duration::from_secs(60),
+    )
+    .context("the warm-up posting did not reach the province")?;
+
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Arc::new(Barrier::new(clients + 1));
+    let last: Arc<Mutex<(u64, String)>> = Arc::new(Mutex::new((0, String::new())));
+    let mut threads = Vec::new();
+    for _ in 0..clients {
+        let (next, start, last) = (next.clone(), start.clone(), last.clone());
+        threads.push(std::thread::spawn(move || -> anyhow::Result<Vec<f64>> {
+            let mut http = Http::new(county);
+            let mut lat = Vec::with_capacity(n / clients + 1);
+            let mut mine = (0u64, String::new());
+            start.wait();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n as u64 {
+                    break;
+                }
+                let body = posting_json(i + 1, None);
+                let t = Instant::now();
+                let (status, resp) = http.post_json("/v1/postings", &body)?;
+                lat.push(t.elapsed().as_secs_f64() * 1e6);
+                if status != 201 {
+                    bail!("POST /v1/postings: {status} {}", String::from_utf8_lossy(&resp));
+                }
+                let id = posting_id(&resp)?;
+                if id.0 > mine.0 {
+                    mine = id;
+                }
+            }
+            let mut l = last.lock().unwrap_or_else(|p| p.into_inner());
+            if mine.0 > l.0 {
+                *l = mine;
+            }
+            Ok(lat)
+        }));
+    }
+    let cpu0 = cpu_seconds_self();
+    start.wait();
+    let t0 = Instant::now();
+    let mut latencies = Vec::with_capacity(n);
+    for t in threads {
+        latencies.extend(t.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let last_id = last.lock().unwrap_or_else(|p| p.into_inner()).1.clone();
+    let at_province = nodes::wait_200(
+        &mut Http::new(province),
+        &format!("/v1/postings/{last_id}"),
+        Duration::from_millis(1),
+        Instant::now() + Duration::from_secs(600),
+    )?;
+    let province_secs = at_province.duration_since(t0).as_secs_f64();
+    let cpu_secs = cpu_seconds_self() - cpu0;
+    let (flushes, flush_secs) = nodes::flush_metrics(county).unwrap_or((0, f64::NAN));
+    for r in running.into_iter().rev() {
+        r.stop(&b.rt)?;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(RunResult { secs, latencies, province_secs, cpu_secs, flushes, flush_secs })
+}
+
+/// The counter number and id of a posting in a 201 body.
+fn posting_id(body: &[u8]) -> anyhow::Result<(u64, String)> {
+    let v: serde_json::Value = serde_json::from_slice(body)?;
+    let id = v["id"].as_str().context("no id in the 201 body")?.to_owned();
+    let n = id.rsplit('p').next().and_then(|s| s.parse::<u64>().ok()).context("unexpected posting id")?;
+    Ok((n, id))
+}

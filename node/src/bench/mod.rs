@@ -1,0 +1,249 @@
+//! `jobmesh bench [--quick]`: the replication mesh measured through its real
+//! code paths (engine, sled store, node state and flusher, QUIC links with
+//! mutual TLS, HTTP API), every figure beside a ceiling measured in the same
+//! invocation.
+//!
+//! Cases, in order (each module's docs say exactly what is timed):
+//!
+//! 1. [`ceilings`]: a raw QUIC stream and raw sled batches with the same
+//!    300-byte postings, and the latency floors (one-way QUIC, one durable
+//!    write);
+//! 2. [`catchup::one_hop`]: durable catch-up over one link;
+//! 3. [`ingest`]: 16 HTTP clients posting at a county, and the rate at
+//!    which the postings reach the province;
+//! 4. [`fanout`]: fan-out latency across three hops of real processes;
+//! 5. [`catchup::deep`]: a city's catch-up with the province;
+//! 6. [`queries`]: the province's `/v1/summary` and `/v1/postings`;
+//! 7. [`footprint`]: memory of an idle station and of a province holding a
+//!    million records, bytes on disk per record;
+//! 8. [`sim`]: the simulator's speed and its fan-out to the 2,801 offices of the generated province.
+//!
+//! Each case does a warm-up, then `runs` runs (5; `--quick`: 1, with smaller
+//! sizes, for CI). Output: progress on stderr; one JSON line per case and
+//! run on stdout and in the `--json` file; the table at the end. Nothing
+//! here asserts a speed: the exit status says only whether every case ran.
+//!
+//! Nodes run either in this process through `runtime::run` (cases 2, 3, 5,
+//! 6: loopback sockets, their own stores) or as `jobmesh run` processes of
+//! this binary (cases 4, 7). Everything lives in one scratch folder that is
+//! removed at the end; processes are killed by pid when their [`nodes::Fleet`]
+//! is dropped.
+
+mod catchup;
+mod ceilings;
+mod fanout;
+mod fixture;
+mod footprint;
+mod http;
+mod ingest;
+mod nodes;
+mod queries;
+mod report;
+mod sim;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use ceilings::Ceilings;
+use fixture::Scratch;
+use report::Report;
+
+/// `jobmesh bench`
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Smaller sizes and one run per case after the warm-up (what CI runs).
+    #[arg(long)]
+    pub quick: bool,
+    /// Where to write the JSON lines (they are printed on stdout too).
+    #[arg(long, value_name = "FILE", default_value = "target/bench/bench.jsonl")]
+    pub json: PathBuf,
+    /// Run only these cases (1-8), e.g. `--only 2,5`.
+    #[arg(long, value_name = "N", value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub only: Vec<u8>,
+    /// Runs per case after the warm-up (default 5, or 1 with --quick).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub runs: Option<u16>,
+    /// Folder for the bench's stores, configs and logs (a fresh subfolder,
+    /// removed at the end). Default: the system's temporary folder.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Internal: idle for a minute (the baseline of resident memory).
+    #[arg(long, hide = true)]
+    pub idle_probe: bool,
+}
+
+/// Sizes of one invocation.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub quick: bool,
+    pub runs: usize,
+    pub quinn_records: usize,
+    pub sled_records: usize,
+    pub latency_samples: usize,
+    pub catchup_records: usize,
+    pub ingest_records: usize,
+    pub ingest_clients: usize,
+    pub fanout: Vec<usize>,
+    pub fanout_samples: usize,
+    pub deep_records: usize,
+    pub deep_counties: usize,
+    pub query_postings: usize,
+    pub query_samples: usize,
+    pub footprint_records: usize,
+    pub sim_chaos_ms: u64,
+    pub sim_fanout_runs: usize,
+}
+
+impl Plan {
+    pub fn new(quick: bool, runs: Option<u16>) -> Plan {
+        let runs = runs.map(usize::from).unwrap_or(if quick { 1 } else { 5 });
+        if quick {
+            Plan {
+                quick,
+                runs,
+                quinn_records: 200_000,
+                sled_records: 20_480,
+                latency_samples: 300,
+                catchup_records: 20_000,
+                ingest_records: 5_000,
+                ingest_clients: 16,
+                fanout: vec![1, 1, 1],
+                fanout_samples: 50,
+                deep_records: 10_000,
+                deep_counties: 3,
+                query_postings: 10_000,
+                query_samples: 100,
+                footprint_records: 100_000,
+                sim_chaos_ms: 6_000,
+                sim_fanout_runs: 1,
+            }
+        } else {
+            Plan {
+                quick,
+                runs,
+                quinn_records: 2_000_000,
+                sled_records: 204_800,
+                latency_samples: 2_000,
+                catchup_records: 200_000,
+                ingest_records: 50_000,
+                ingest_clients: 16,
+                fanout: vec![3, 3, 3],
+                fanout_samples: 1_000,
+                deep_records: 100_000,
+                deep_counties: 3,
+                query_postings: 100_000,
+                query_samples: 1_000,
+                footprint_records: 1_000_000,
+                sim_chaos_ms: 12_000,
+                sim_fanout_runs: runs.min(3),
+            }
+        }
+    }
+}
+
+/// Everything a case needs.
+pub struct Bench {
+    pub plan: Plan,
+    pub rt: tokio::runtime::Runtime,
+    pub scratch: Scratch,
+    pub report: Report,
+    pub ceilings: Ceilings,
+    /// This binary, started as `jobmesh run` for the process cases.
+    pub exe: PathBuf,
+    /// Median RSS of the idle stations (case 7), for the province's row.
+    pub idle_station_rss: Option<f64>,
+    /// Cases asked for (`--only`); empty: all.
+    only: Vec<u8>,
+    started: Instant,
+}
+
+impl Bench {
+    pub fn selected(&self, case: u8) -> bool {
+        self.only.is_empty() || self.only.contains(&case)
+    }
+
+    pub fn progress(&self, msg: &str) {
+        eprintln!("[bench {:>6.1} s] {msg}", self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// Run `jobmesh bench`.
+pub fn execute(args: BenchArgs) -> anyhow::Result<()> {
+    if args.idle_probe {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        rt.block_on(async { tokio::time::sleep(Duration::from_secs(60)).await });
+        return Ok(());
+    }
+    let plan = Plan::new(args.quick, args.runs);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let scratch = Scratch::new(&base, &format!("jobmesh-bench-{}", std::process::id()))?;
+    let exe = std::env::current_exe().context("cannot find this binary")?;
+    let mut b = Bench {
+        plan,
+        rt,
+        scratch,
+        report: Report::new(&args.json)?,
+        ceilings: Ceilings::default(),
+        exe,
+        idle_station_rss: None,
+        only: args.only.clone(),
+        started: Instant::now(),
+    };
+    b.progress(&format!(
+        "{} run: {} run(s) per case after a warm-up; {} CPUs; scratch {}; JSON lines to {}",
+        if b.plan.quick { "quick" } else { "full" },
+        b.plan.runs,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        b.scratch.path().display(),
+        args.json.display()
+    ));
+    type Case = fn(&mut Bench) -> anyhow::Result<()>;
+    let cases: [(u8, &str, Case); 8] = [
+        (1, "ceilings", ceilings::run),
+        (2, "durable catch-up", catchup::one_hop),
+        (3, "live ingest", ingest::run),
+        (4, "fan-out (and 7: idle station)", |b| {
+            let (f, m) = (b.selected(4), b.selected(7));
+            fanout::run(b, f, m)
+        }),
+        (5, "deep catch-up", catchup::deep),
+        (6, "root queries", queries::run),
+        (7, "footprint", footprint::run),
+        (8, "simulator", sim::run),
+    ];
+    for (n, name, case) in cases {
+        // The fan-out mesh also gives case 7 its idle stations.
+        let wanted = b.selected(n) || (n == 4 && b.selected(7));
+        if !wanted {
+            continue;
+        }
+        let t = Instant::now();
+        b.progress(&format!("case {n}: {name}"));
+        if let Err(e) = case(&mut b) {
+            b.progress(&format!("case {n} ({name}) failed: {e:#}"));
+            b.report.failures.push((format!("{n} {name}"), format!("{e:#}")));
+        } else {
+            b.progress(&format!("case {n} done in {:.1} s", t.elapsed().as_secs_f64()));
+        }
+    }
+    b.report.rows.sort_by_key(|r| r.case.split(' ').next().and_then(|n| n.parse::<u8>().ok()).unwrap_or(0));
+    println!();
+    print!("{}", b.report.table());
+    for n in &b.report.notes {
+        println!("- {n}");
+    }
+    b.progress(&format!("finished in {:.0} s", b.started.elapsed().as_secs_f64()));
+    let failures = std::mem::take(&mut b.report.failures);
+    let Bench { rt, scratch, .. } = b;
+    rt.shutdown_timeout(Duration::from_secs(10));
+    drop(scratch);
+    if !failures.is_empty() {
+        let list: Vec<String> = failures.iter().map(|(c, e)| format!("case {c}: {e}")).collect();
+        bail!("{} case(s) failed:\n{}", failures.len(), list.join("\n"));
+    }
+    Ok(())
+}

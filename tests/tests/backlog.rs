@@ -1,0 +1,75 @@
+//! Catching up a backlog bigger than one batch (`MAX_BATCH_RECORDS`), and
+//! being killed in the middle of catching up: a county is stopped while the
+//! province publishes 5,000 postings; it comes back, is killed with SIGKILL
+//! once it has taken part of the backlog, comes back again, and ends up
+//! with every posting exactly once.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use jobmesh_protocol::wire::MAX_BATCH_RECORDS;
+use jobmesh_tests::{eventually, posting_body, within, Mesh, Oracle, Rng};
+
+const NODES: [&str; 3] = ["gz", "gz/a", "gz/a/x"];
+const BACKLOG: usize = 5_000;
+const CLIENTS: usize = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_county_catches_up_a_large_backlog_across_a_kill9() {
+    within(Duration::from_secs(150), "backlog", async {
+        assert!(BACKLOG > 2 * MAX_BATCH_RECORDS, "the backlog must take several batches");
+        let mut rng = Rng::from_env("backlog");
+        let mut mesh = Mesh::start(&NODES).await;
+        mesh.stop("gz/a/x").await;
+
+        let started = Instant::now();
+        let ids = Arc::new(Mutex::new(Vec::new()));
+        let tasks = (0..CLIENTS).map(|c| {
+            let (api, ids) = (mesh.api("gz"), ids.clone());
+            tokio::spawn(async move {
+                for i in 0..BACKLOG / CLIENTS {
+                    let p = api.post_posting(&posting_body(&format!("backlog c{c} n{i}"), 1, Some("gz"))).await;
+                    let id = p["id"].as_str().unwrap_or_default().to_string();
+                    ids.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+                }
+            })
+        });
+        for t in join_all(tasks).await {
+            t.unwrap_or_else(|e| panic!("writer: {e}"));
+        }
+        let ids = ids.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        println!("backlog: {} postings written at gz in {:?}", ids.len(), started.elapsed());
+        let mut oracle = Oracle::new();
+        for id in &ids {
+            oracle.posting("gz", id, "gz", 1);
+        }
+
+        // Back, then killed part way through the catch-up.
+        let kill_at = rng.range(MAX_BATCH_RECORDS as u64 / 2, BACKLOG as u64 * 3 / 4);
+        mesh.start_node("gz/a/x").await;
+        let x = mesh.api("gz/a/x");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut held = 0u64;
+        while held < kill_at {
+            assert!(Instant::now() < deadline, "gz/a/x took only {held} postings in 30 s");
+            let st = x.status().await.unwrap_or_else(|e| panic!("{e}"));
+            held = st["records"]["postings"].as_u64().unwrap_or(0);
+            if held as usize >= BACKLOG {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        mesh.kill9("gz/a/x");
+        println!("backlog: killed gz/a/x holding {held} of {BACKLOG} (aimed at {kill_at})");
+        mesh.start_node("gz/a/x").await;
+
+        eventually("every node holds the whole backlog exactly once", Duration::from_secs(60), || {
+            mesh.check_converged(&oracle)
+        })
+        .await;
+        println!("backlog: converged {:?} after the first write", started.elapsed());
+        mesh.finish().await;
+    })
+    .await;
+}
