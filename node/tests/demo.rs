@@ -140,7 +140,7 @@ async fn the_demo_converges_and_ctrl_c_leaves_nothing_behind() {
         let line = next_line(&lines, deadline, &mut seen);
         if let Some(rest) = line.strip_prefix("workload stopped after ") {
             let num = |label: &str| -> i64 {
-                let words: Vec<&str> = rest.split(|c: char| c == ' ' || c == ',' || c == ';').collect();
+                let words: Vec<&str> = rest.split([' ', ',', ';']).collect();
                 let i = words.iter().position(|w| *w == label).unwrap_or_else(|| panic!("{label} in {line}"));
                 words[i - 1].parse().unwrap()
             };

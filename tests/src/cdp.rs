@@ -85,7 +85,6 @@ pub fn chromium_or_skip(test: &str) -> Option<PathBuf> {
         ),
         None => {
             println!("{test}: skipped: chromium not installed");
-            eprintln!("{test}: skipped: chromium not installed");
             None
         }
     }

@@ -407,6 +407,12 @@ impl Mesh {
         }
     }
 
+    /// Start a stopped node without waiting for it (to kill it while it
+    /// is still starting or catching up).
+    pub fn start_detached(&mut self, id: &str) {
+        self.spawn(id);
+    }
+
     /// Restart a stopped node with the same config and data, and wait until
     /// it is ready.
     pub async fn start_node(&mut self, id: &str) {

@@ -234,6 +234,7 @@ async fn run_in(
     let plan = loopback_plan(topo).context("cannot find free loopback ports")?;
     let mut opts = RenderOptions::new(dir);
     opts.reconnect_max_ms = Some(DEMO_RECONNECT_MAX_MS);
+    opts.listen_on_leaves = true;
     render(topo, &plan, &opts).context("cannot render the demo's offices")?;
     println!(
         "jobmesh demo: {} offices from {label} on 127.0.0.1, workload seed {seed} (--seed {seed} repeats it), {} events/s",

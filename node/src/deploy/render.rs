@@ -87,6 +87,10 @@ pub struct RenderOptions {
     pub reconnect_max_ms: Option<u64>,
     /// Written into every config when set.
     pub stale_after_s: Option<u64>,
+    /// Give offices with no office below them a `listen` address too. The
+    /// demo does, so that every node binds exactly the port it was given
+    /// and none takes an ephemeral port that another was about to bind.
+    pub listen_on_leaves: bool,
 }
 
 impl RenderOptions {
@@ -97,6 +101,7 @@ impl RenderOptions {
             days: pki::DEFAULT_NODE_DAYS,
             reconnect_max_ms: None,
             stale_after_s: None,
+            listen_on_leaves: false,
         }
     }
 
@@ -217,8 +222,8 @@ pub fn render(topo: &Topology, plan: &AddressPlan, opts: &RenderOptions) -> Resu
         }
 
         write_if_changed(&folder.join(OFFICE_TOPOLOGY_FILE), office_topology(topo, id).to_tsv().as_bytes(), false)?;
-        let has_children = topo.offices.iter().any(|o| id.is_parent_of(&o.id));
-        let toml = node_toml(office, topo, plan, has_children, opts);
+        let listens = opts.listen_on_leaves || topo.offices.iter().any(|o| id.is_parent_of(&o.id));
+        let toml = node_toml(office, topo, plan, listens, opts);
         write_if_changed(&folder.join(CONFIG_FILE), toml.as_bytes(), false)?;
 
         let address = plan.get(id).ok_or_else(|| PlanError::Missing(id.clone()))?;
@@ -272,7 +277,7 @@ fn comment(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
-fn node_toml(office: &Office, topo: &Topology, plan: &AddressPlan, has_children: bool, opts: &RenderOptions) -> String {
+fn node_toml(office: &Office, topo: &Topology, plan: &AddressPlan, listens: bool, opts: &RenderOptions) -> String {
     let id = &office.id;
     let stem = id.file_stem();
     let mut s = String::new();
@@ -284,7 +289,7 @@ fn node_toml(office: &Office, topo: &Topology, plan: &AddressPlan, has_children:
     let Some(address) = plan.get(id) else { return s };
     s.push_str(&format!("node_id  = {}\n", quote(id.as_str())));
     s.push_str(&format!("data_dir = {}\n", quote(DATA_DIR)));
-    if has_children {
+    if listens {
         s.push_str(&format!("listen   = {}   # QUIC, for its children\n", quote(&address.listen().to_string())));
     } else {
         s.push_str("# listen: none, no office below this one (rendering again adds it when one is added)\n");
@@ -461,6 +466,11 @@ mod tests {
         let third = render(&topo, &plan, &opts).unwrap();
         assert_eq!(third.issued, vec![id("gz/c0/k0")]);
         NodeTls::load(&leaf).unwrap();
+
+        // The demo's option: leaves listen too.
+        let everywhere = RenderOptions { listen_on_leaves: true, ..opts.clone() };
+        render(&topo, &plan, &everywhere).unwrap();
+        assert_eq!(Config::load(&leaf_entry.config(&opts.out)).unwrap().listen, Some(leaf_entry.quic));
 
         // An office that left the tree is reported.
         let smaller = Topology { offices: topo.offices[..3].to_vec() };

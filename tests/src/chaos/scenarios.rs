@@ -38,6 +38,10 @@ pub struct Opts {
     pub rate: Option<f64>,
     /// Override of the convergence deadline.
     pub converge_limit: Option<Duration>,
+    /// Faults set on every link for the whole run, under the scenario's own
+    /// (e.g. loss and delay through the in-namespace proxies while a veth
+    /// is cut).
+    pub degrade_all: Option<Faults>,
 }
 
 impl Opts {
@@ -52,6 +56,7 @@ impl Opts {
             duration: None,
             rate: None,
             converge_limit: None,
+            degrade_all: None,
         }
     }
 
@@ -124,7 +129,15 @@ impl Run {
         println!("chaos {scenario}: {} nodes ready in {:.1}s", ids.len(), t0.elapsed().as_secs_f64());
         let log = Arc::new(AckLog::new(opts.seed));
         let safety = Safety::start(&cluster.apis(), cluster.availability(), log.clone());
-        Run {
+        let mut cluster = cluster;
+        let mut degraded = None;
+        if let Some(f) = &opts.degrade_all {
+            for child in cluster.links() {
+                cluster.set_faults(&child, f.clone()).await;
+            }
+            degraded = Some(format!("every link, whole run: {}", f.describe()));
+        }
+        let mut run = Run {
             rng: Rng::new(opts.seed),
             log,
             workload: None,
@@ -142,7 +155,11 @@ impl Run {
             cluster,
             unmet: Vec::new(),
             self_exits: Vec::new(),
+        };
+        if let Some(d) = degraded {
+            run.fault(d);
         }
+        run
     }
 
     /// Start the steady workload.
