@@ -45,20 +45,27 @@ async fn a_county_catches_up_a_large_backlog_across_a_kill9() {
             oracle.posting("gz", id, "gz", 1);
         }
 
-        // Back, then killed part way through the catch-up (which is fast: the
-        // kill comes at a random moment after the start, without waiting for
-        // the API).
-        let delay = Duration::from_millis(rng.range(20, 500));
+        // Back, then killed part way through the catch-up, which is fast:
+        // from its start, poll the county for the k-th posting written (the
+        // catch-up follows journal order, close to write order) and kill it
+        // as soon as it holds that one.
+        let k = rng.range(1, BACKLOG as u64 * 4 / 5) as usize;
         mesh.start_detached("gz/a/x");
-        tokio::time::sleep(delay).await;
         let x = mesh.api("gz/a/x").unpooled();
-        let held = tokio::time::timeout(Duration::from_millis(300), x.status()).await;
-        let held = match held {
-            Ok(Ok(st)) => st["records"]["postings"].to_string(),
-            _ => "? (API not up yet)".to_string(),
-        };
+        let started_x = Instant::now();
+        let mut polls = 0;
+        while started_x.elapsed() < Duration::from_secs(30) {
+            polls += 1;
+            if let Ok(Ok(Some(_))) = tokio::time::timeout(Duration::from_millis(200), x.get_posting(&ids[k])).await {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         mesh.kill9("gz/a/x");
-        println!("backlog: killed gz/a/x {delay:?} after its start, holding {held} of {BACKLOG}");
+        println!(
+            "backlog: killed gz/a/x {:?} after its start, once it held posting #{k} ({polls} polls)",
+            started_x.elapsed()
+        );
         mesh.start_node("gz/a/x").await;
 
         eventually("every node holds the whole backlog exactly once", Duration::from_secs(60), || {

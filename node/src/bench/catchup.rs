@@ -96,7 +96,12 @@ fn measure(
     ))
 }
 
-fn spec(id: &NodeId, s: &crate::runtime::BoundSockets, parent: Option<SocketAddr>, data: &Path) -> anyhow::Result<NodeSpec> {
+fn spec(
+    id: &NodeId,
+    s: &crate::runtime::BoundSockets,
+    parent: Option<SocketAddr>,
+    data: &Path,
+) -> anyhow::Result<NodeSpec> {
     let (listen, api) = addrs(s)?;
     Ok(NodeSpec { id: id.clone(), listen, api, parent, data_dir: data.to_owned(), topology: None })
 }
@@ -125,8 +130,8 @@ fn rows(b: &mut Bench, case: &'static str, key: &str, what: &str, n: usize, timi
     }
     let ceiling = b.ceilings.sled();
     let target = b.ceilings.sled_rec_per_s.map(|c| 0.7 * c);
-    let mut row = Row::new(case, format!("{what}: records/s, first arrival → all durable"), Unit::PerSec, rates)
-        .ceiling(ceiling);
+    let mut row =
+        Row::new(case, format!("{what}: records/s, first arrival → all durable"), Unit::PerSec, rates).ceiling(ceiling);
     if let Some(t) = target {
         row = row.target(">= 0.70 × sled", t);
     }
@@ -277,8 +282,8 @@ pub fn deep(b: &mut Bench) -> anyhow::Result<()> {
         let c_cfg = write_config(&pki, &spec(&city, &c_sockets, Some(p_sockets.udp.local_addr()?), &city_data)?)?;
         let city_node = InProc::start(&b.rt, &c_cfg, c_sockets)?;
         nodes::wait_healthy(city_node.api, "the city")?;
-        let (p_node, timing) = measure(&b.rt, &p_cfg, p_sockets.api, p_sockets.udp, &first, &last)
-            .context("catch-up city → province")?;
+        let (p_node, timing) =
+            measure(&b.rt, &p_cfg, p_sockets.api, p_sockets.udp, &first, &last).context("catch-up city → province")?;
         b.progress(&format!(
             "5 run {run}: first record after {:.2} s, all {n} durable {:.2} s later ({:.0}/s)",
             timing.heal_to_first,

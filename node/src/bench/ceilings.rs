@@ -121,7 +121,8 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
             flushes.push(flush_secs / (n / SLED_BATCH).max(1) as f64 * 1e6);
         }
     }
-    let row = Row::new("1 ceilings", "sled apply_batch 512 + flush", Unit::PerSec, values).target(">= 120,000", 120_000.0);
+    let row =
+        Row::new("1 ceilings", "sled apply_batch 512 + flush", Unit::PerSec, values).target(">= 120,000", 120_000.0);
     b.ceilings.sled_rec_per_s = Some(row.median());
     b.report.row(row);
     b.report.row(Row::new("1 ceilings", "sled flush after a 512-record batch", Unit::Micros, flushes));
@@ -182,8 +183,9 @@ fn postings_batch(first_seq: u64, n: usize, through: u64) -> WriteBatch {
 /// seconds, seconds in flush).
 fn sled_batches(dir: &std::path::Path, n: usize) -> anyhow::Result<(f64, f64)> {
     let mut kv = SledKv::open(dir)?;
-    let batches: Vec<WriteBatch> =
-        (0..n.div_ceil(SLED_BATCH)).map(|i| postings_batch(1 + (i * SLED_BATCH) as u64, SLED_BATCH, i as u64)).collect();
+    let batches: Vec<WriteBatch> = (0..n.div_ceil(SLED_BATCH))
+        .map(|i| postings_batch(1 + (i * SLED_BATCH) as u64, SLED_BATCH, i as u64))
+        .collect();
     let mut in_flush = 0.0;
     let t = Instant::now();
     for batch in batches {

@@ -39,7 +39,8 @@ pub fn run(b: &mut Bench, fanout: bool, footprint: bool) -> anyhow::Result<()> {
     let dir = Scratch::new(b.scratch.path(), "fanout")?;
     let pki = Pki::new(&dir.path().join("pki"))?;
     let addrs = free_addrs(topo.len())?;
-    let index: std::collections::HashMap<_, _> = topo.offices.iter().enumerate().map(|(i, o)| (o.id.clone(), i)).collect();
+    let index: std::collections::HashMap<_, _> =
+        topo.offices.iter().enumerate().map(|(i, o)| (o.id.clone(), i)).collect();
     let mut fleet = Fleet::default();
     for (i, o) in topo.offices.iter().enumerate() {
         let parent = o.id.parent().map(|p| addrs[index[&p]].0);
@@ -64,8 +65,13 @@ pub fn run(b: &mut Bench, fanout: bool, footprint: bool) -> anyhow::Result<()> {
     let id = post(&mut root_http, 0)?;
     let deadline = Instant::now() + Duration::from_secs(120);
     for &s in &stations {
-        nodes::wait_200(&mut Http::new(fleet.procs[s].api), &format!("/v1/postings/{id}"), Duration::from_millis(5), deadline)
-            .with_context(|| format!("the mesh did not link up: {}", fleet.procs[s].id))?;
+        nodes::wait_200(
+            &mut Http::new(fleet.procs[s].api),
+            &format!("/v1/postings/{id}"),
+            Duration::from_millis(5),
+            deadline,
+        )
+        .with_context(|| format!("the mesh did not link up: {}", fleet.procs[s].id))?;
     }
     b.progress(&format!(
         "4 {} processes up and linked in {:.1} s ({} hops to {} stations)",
@@ -78,7 +84,10 @@ pub fn run(b: &mut Bench, fanout: bool, footprint: bool) -> anyhow::Result<()> {
     if fanout {
         let mut station_http: Vec<Http> = stations.iter().map(|&s| Http::new(fleet.procs[s].api)).collect();
         let mut k = 1u64;
-        let mut sample = |root_http: &mut Http, station_http: &mut Vec<Http>, i: usize| -> anyhow::Result<(f64, f64, u64, f64)> {
+        let mut sample = |root_http: &mut Http,
+                          station_http: &mut Vec<Http>,
+                          i: usize|
+         -> anyhow::Result<(f64, f64, u64, f64)> {
             k += 1;
             let st = &mut station_http[i % stations.len()];
             let t0 = Instant::now();
@@ -123,11 +132,21 @@ pub fn run(b: &mut Bench, fanout: bool, footprint: bool) -> anyhow::Result<()> {
             }
             let (p50, p99) = p50_p99(&mut total);
             let (r50, _) = p50_p99(&mut root_write);
-            b.progress(&format!("4 run {run}: p50 {:.2} ms, p99 {:.2} ms (province write p50 {:.2} ms)", p50 / 1e3, p99 / 1e3, r50 / 1e3));
+            b.progress(&format!(
+                "4 run {run}: p50 {:.2} ms, p99 {:.2} ms (province write p50 {:.2} ms)",
+                p50 / 1e3,
+                p99 / 1e3,
+                r50 / 1e3
+            ));
             b.report.json(
                 "fanout_3hops",
                 run,
-                &[("samples", J::U(total.len() as u64)), ("p50_us", J::F(p50)), ("p99_us", J::F(p99)), ("nodes", J::U(topo.len() as u64))],
+                &[
+                    ("samples", J::U(total.len() as u64)),
+                    ("p50_us", J::F(p50)),
+                    ("p99_us", J::F(p99)),
+                    ("nodes", J::U(topo.len() as u64)),
+                ],
             );
             p50s.push(p50);
             p99s.push(p99);
@@ -136,7 +155,10 @@ pub fn run(b: &mut Bench, fanout: bool, footprint: bool) -> anyhow::Result<()> {
         let floor = |pick: fn((f64, f64)) -> f64| -> Option<Ceiling> {
             let f = b.ceilings.sled_write_flush_us.map(pick)?;
             let q = b.ceilings.quic_oneway_us.map(pick)?;
-            Some(Ceiling { label: format!("4 durable writes + {} one-way QUIC", depth - 1), value: (depth as f64) * f + (depth - 1) as f64 * q })
+            Some(Ceiling {
+                label: format!("4 durable writes + {} one-way QUIC", depth - 1),
+                value: (depth as f64) * f + (depth - 1) as f64 * q,
+            })
         };
         let shape = shape(&b.plan.fanout);
         b.report.row(

@@ -181,7 +181,8 @@ pub fn summary_record(origin: &NodeId, now: u64, salt: u64) -> Record {
         f.by_category.insert(c.to_owned(), Breakdown { postings_open: k, positions_open: 3 * k, placements: k });
     }
     for w in WorkType::ALL {
-        f.by_work_type.insert(w.as_str().to_owned(), Breakdown { postings_open: 2 * k, positions_open: 6 * k, placements: k });
+        f.by_work_type
+            .insert(w.as_str().to_owned(), Breakdown { postings_open: 2 * k, positions_open: 6 * k, placements: k });
     }
     for g in KeyGroup::ALL {
         f.by_key_group.insert(

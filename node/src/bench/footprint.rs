@@ -21,7 +21,9 @@ use jobmesh_protocol::kv::Kv;
 use jobmesh_protocol::topology::Topology;
 use jobmesh_protocol::{NodeId, Record};
 
-use super::fixture::{open_store, posting_record, summary_record, worker_record, write_config, Filler, NodeSpec, Pki, Scratch};
+use super::fixture::{
+    open_store, posting_record, summary_record, worker_record, write_config, Filler, NodeSpec, Pki, Scratch,
+};
 use super::http::Http;
 use super::nodes::{free_addrs, Fleet};
 use super::report::{Ceiling, Row, Unit, J};
@@ -40,14 +42,24 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     let t = Instant::now();
     let records = fill(&data, &topo, n)?;
     let secs = t.elapsed().as_secs_f64();
-    b.progress(&format!("7 filled the province with {records} records in {secs:.1} s ({:.0}/s through the engine's batch path)", records as f64 / secs));
+    b.progress(&format!(
+        "7 filled the province with {records} records in {secs:.1} s ({:.0}/s through the engine's batch path)",
+        records as f64 / secs
+    ));
     let disk = dir_bytes(&data.join("store"));
     let logical = logical_bytes(&data)?;
 
     let addrs = free_addrs(1)?;
     let cfg = write_config(
         &pki,
-        &NodeSpec { id: root.clone(), listen: addrs[0].0, api: addrs[0].1, parent: None, data_dir: data.clone(), topology: None },
+        &NodeSpec {
+            id: root.clone(),
+            listen: addrs[0].0,
+            api: addrs[0].1,
+            parent: None,
+            data_dir: data.clone(),
+            topology: None,
+        },
     )?;
     let mut values = Vec::new();
     for run in 1..=b.plan.runs {
@@ -66,7 +78,10 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
         drop(http);
         std::thread::sleep(Duration::from_secs(2));
         let rss = fleet.procs[0].rss().context("cannot read the province's RSS")?;
-        b.progress(&format!("7 run {run}: province with {records} records: RSS {:.1} MiB (opened in {opened:.2} s)", rss as f64 / 1048576.0));
+        b.progress(&format!(
+            "7 run {run}: province with {records} records: RSS {:.1} MiB (opened in {opened:.2} s)",
+            rss as f64 / 1048576.0
+        ));
         b.report.json(
             "footprint_province",
             run,
@@ -77,13 +92,21 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     }
     let idle = b.idle_station_rss.map(|v| Ceiling { label: "an idle station".into(), value: v });
     b.report.row(
-        Row::new("7 footprint", format!("RSS of the province holding {} records", super::report::thousands(records as u64)), Unit::Bytes, values)
-            .ceiling(idle)
-            .target("< 1 GiB", 1024.0 * 1024.0 * 1024.0),
+        Row::new(
+            "7 footprint",
+            format!("RSS of the province holding {} records", super::report::thousands(records as u64)),
+            Unit::Bytes,
+            values,
+        )
+        .ceiling(idle)
+        .target("< 1 GiB", 1024.0 * 1024.0 * 1024.0),
     );
     b.report.row(
         Row::new("7 footprint", "bytes on disk per record", Unit::BytesPer, vec![disk as f64 / records as f64])
-            .ceiling(Some(Ceiling { label: "keys + values per record".into(), value: logical as f64 / records as f64 })),
+            .ceiling(Some(Ceiling {
+                label: "keys + values per record".into(),
+                value: logical as f64 / records as f64,
+            })),
     );
     b.report.note(format!(
         "7 footprint: the store of {records} records is {:.0} MiB on disk, {:.0} MiB of keys and values",
@@ -110,7 +133,8 @@ fn fill(data: &Path, topo: &Topology, n: usize) -> anyhow::Result<usize> {
         let number = (i / below.len()) as u64 + 1;
         let child = root.child_toward(origin).context("an office outside the tree")?;
         // Seven postings for every three workers.
-        let rec = if i % 10 < 7 { posting_record(origin, number, origin, now) } else { worker_record(origin, number, now) };
+        let rec =
+            if i % 10 < 7 { posting_record(origin, number, origin, now) } else { worker_record(origin, number, now) };
         by_child.entry(child).or_default().push(rec);
         pending += 1;
         if pending >= DELIVER_CHUNK {

@@ -204,7 +204,12 @@ impl Fleet {
             .stderr(out)
             .spawn()?;
         let pid = child.id();
-        self.procs.push(Proc { id: super::fixture::node("probe"), api: "127.0.0.1:9".parse()?, log: log.into(), child });
+        self.procs.push(Proc {
+            id: super::fixture::node("probe"),
+            api: "127.0.0.1:9".parse()?,
+            log: log.into(),
+            child,
+        });
         Ok(pid)
     }
 
@@ -233,8 +238,11 @@ impl Fleet {
     /// SIGTERM every process (by pid), wait for them (bounded), SIGKILL
     /// stragglers.
     pub fn stop_all(&mut self) {
-        let pids: Vec<String> =
-            self.procs.iter_mut().filter_map(|p| matches!(p.child.try_wait(), Ok(None)).then(|| p.pid().to_string())).collect();
+        let pids: Vec<String> = self
+            .procs
+            .iter_mut()
+            .filter_map(|p| matches!(p.child.try_wait(), Ok(None)).then(|| p.pid().to_string()))
+            .collect();
         if !pids.is_empty() {
             let _ = Command::new("kill")
                 .arg("-TERM")

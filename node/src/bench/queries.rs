@@ -40,7 +40,11 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     let data = dir.path().join("province");
     let t = Instant::now();
     fill(&data, &topo, n)?;
-    b.progress(&format!("6 filled the province with {} summaries and {n} postings in {:.1} s", topo.len() - 1, t.elapsed().as_secs_f64()));
+    b.progress(&format!(
+        "6 filled the province with {} summaries and {n} postings in {:.1} s",
+        topo.len() - 1,
+        t.elapsed().as_secs_f64()
+    ));
     let topo_file = dir.path().join("offices.tsv");
     std::fs::write(&topo_file, topo.to_tsv())?;
 

@@ -47,7 +47,10 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
         };
         let secs = t.elapsed().as_secs_f64();
         let rate = r.stats.events as f64 / secs;
-        b.progress(&format!("8 sim run {run}: {} events in {secs:.2} s = {rate:.0}/s ({} records)", r.stats.events, r.records));
+        b.progress(&format!(
+            "8 sim run {run}: {} events in {secs:.2} s = {rate:.0}/s ({} records)",
+            r.stats.events, r.records
+        ));
         if run > 0 {
             b.report.json(
                 "sim_events",
@@ -72,7 +75,10 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
             bail!("the simulated posting did not reach every office");
         }
         hops = h;
-        b.progress(&format!("8 sim fan-out run {run}: {} offices, {h} hops, {ms} ms simulated, {secs:.1} s wall", topo.len()));
+        b.progress(&format!(
+            "8 sim fan-out run {run}: {} offices, {h} hops, {ms} ms simulated, {secs:.1} s wall",
+            topo.len()
+        ));
         b.report.json(
             "sim_fanout",
             run,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::checker::{await_convergence, link_totals, Safety};
 use super::cluster::{Cluster, ClusterOpts, Layer, ProcState};
 use super::report::Report;
-use super::workload::{burst, AckLog, Mix, Workload, WorkloadOpts};
+use super::workload::{burst, AckLog, Hammer, Mix, Workload, WorkloadOpts};
 use crate::oracle::nid;
 use crate::proxy::Faults;
 use crate::wait::Rng;
@@ -224,6 +224,13 @@ impl Run {
         }
     }
 
+    /// Two clients posting at `node` as fast as it answers (for a kill
+    /// mid-write); postings for the node's own subtree.
+    pub fn hammer(&mut self, node: &str) -> Hammer {
+        let seed = self.rng.next_u64();
+        Hammer::start(&self.log, &self.cluster.api(node), node, node, 2, seed)
+    }
+
     /// Acks at nodes matching `pred` logged since `since` (seconds).
     pub fn acks_where(&self, since: f64, pred: impl Fn(&str) -> bool) -> usize {
         let from = self.t0 + Duration::from_secs_f64(since);
@@ -377,9 +384,15 @@ pub async fn kill9_random(opts: &Opts) -> Report {
         run.hold(every).await;
         let victim = pick_one(&mut run.rng, &ids);
         let down = Duration::from_millis(run.rng.range(0, 1_500));
+        // Two clients write to the victim as fast as it answers; the kill
+        // lands at a random moment among their writes.
+        let hammer = run.hammer(&victim);
+        let lead = Duration::from_millis(run.rng.range(100, 1_200));
+        run.hold(lead).await;
         run.cluster.kill9(&victim);
         kills += 1;
-        run.fault(format!("kill -9 {victim}; restart after {down:?}"));
+        let acked = hammer.stop().await;
+        run.fault(format!("kill -9 {victim} mid-write ({acked} writes acknowledged there in the last {lead:?}); restart after {down:?}"));
         run.hold(down).await;
         run.cluster.start_node(&victim).await;
     }
@@ -398,17 +411,25 @@ pub async fn province_restart(opts: &Opts) -> Report {
     let rounds = if opts.heavy { 6 } else { 1 };
     run.hold(Duration::from_secs(3)).await;
     for _ in 0..rounds {
+        let hammer = run.hammer(&root);
+        let lead = Duration::from_millis(run.rng.range(100, 1_000));
+        run.hold(lead).await;
         run.fault(format!("SIGTERM {root} under load"));
         run.cluster.stop(&root).await;
+        let acked = hammer.stop().await;
         let down = Duration::from_millis(run.rng.range(200, 2_000));
         run.hold(down).await;
         run.cluster.start_node(&root).await;
-        run.fault(format!("{root} restarted after {down:?} down"));
+        run.fault(format!("{root} restarted after {down:?} down ({acked} writes acknowledged there just before)"));
         let pause = Duration::from_millis(run.rng.range(2_000, 4_000));
         run.hold(pause).await;
+        let hammer = run.hammer(&root);
+        let lead = Duration::from_millis(run.rng.range(100, 1_000));
+        run.hold(lead).await;
         run.cluster.kill9(&root);
+        let acked = hammer.stop().await;
         let down = Duration::from_millis(run.rng.range(200, 2_000));
-        run.fault(format!("kill -9 {root} under load; restart after {down:?}"));
+        run.fault(format!("kill -9 {root} mid-write ({acked} writes acknowledged there just before); restart after {down:?}"));
         run.hold(down).await;
         run.cluster.start_node(&root).await;
         let pause = Duration::from_millis(run.rng.range(2_000, 4_000));
@@ -633,9 +654,14 @@ pub async fn random(opts: &Opts, ro: &RandomOpts) -> Report {
             match kind {
                 45..=79 => {
                     let d = s(0, 3_000, &mut run.rng);
+                    // Land the kill among writes to the victim.
+                    let hammer = run.hammer(&n);
+                    let lead = s(50, 600, &mut run.rng);
+                    run.hold(lead).await;
                     run.cluster.kill9(&n);
+                    let acked = hammer.stop().await;
                     *counts.entry("kill -9").or_default() += 1;
-                    run.fault(format!("kill -9 {n}; restart after {d:?}"));
+                    run.fault(format!("kill -9 {n} mid-write ({acked} acknowledged there in {lead:?}); restart after {d:?}"));
                     busy.insert(key, now + d);
                     pending.push((now + d, Undo::Start(n)));
                 }

@@ -491,3 +491,59 @@ pub async fn burst(log: &Arc<AckLog>, api: &Api, node: &str, audience: &str, cou
     }
     acked
 }
+
+/// Writers that post to one node as fast as they can, so that a kill lands
+/// in the middle of writes.
+pub struct Hammer {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<usize>>,
+}
+
+impl Hammer {
+    /// Start `clients` clients posting at `node` for `audience` until
+    /// [`Hammer::stop`] or, per client, the first request without an answer
+    /// (the node is gone; later requests would only be refused).
+    pub fn start(log: &Arc<AckLog>, api: &Api, node: &str, audience: &str, clients: usize, seed: u64) -> Hammer {
+        let apis: BTreeMap<String, Api> = [(node.to_string(), api.clone())].into_iter().collect();
+        let ctx = Arc::new(Ctx {
+            log: log.clone(),
+            apis: write_clients(&apis),
+            avail: Arc::new(Availability::default()),
+            targets: vec![node.to_string()],
+            mix: Mix::default(),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..clients.max(1))
+            .map(|c| {
+                let (ctx, stop, node, audience) = (ctx.clone(), stop.clone(), node.to_string(), audience.to_string());
+                let mut rng = Rng::new(seed ^ (0x4a3e + c as u64));
+                tokio::spawn(async move {
+                    let mut acked = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        let title = ctx.log.token();
+                        let positions = rng.range(1, 6);
+                        let body = posting(&mut rng, &title, positions, &audience);
+                        let before = ctx.log.stats().unanswered;
+                        if post_posting(&ctx, &node, &body, &audience, positions).await {
+                            acked += 1;
+                        } else if ctx.log.stats().unanswered > before {
+                            break;
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        Hammer { stop, tasks }
+    }
+
+    /// Stop; returns how many writes were acknowledged.
+    pub async fn stop(self) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut n = 0;
+        for t in self.tasks {
+            n += t.await.unwrap_or(0);
+        }
+        n
+    }
+}
