@@ -63,6 +63,11 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             return (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
         }
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The unread rest of the body is still on the connection: say
+            // that it closes, so a client does not reuse it.
+            return (status, [(header::CONNECTION, "close")], body).into_response();
+        }
         (status, body).into_response()
     }
 }
