@@ -15,8 +15,8 @@
 //! - [`cdp`]: a headless Chromium driven over the DevTools protocol.
 
 pub mod bin;
-pub mod chaos;
 pub mod cdp;
+pub mod chaos;
 pub mod client;
 pub mod mesh;
 pub mod netns;

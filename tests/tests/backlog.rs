@@ -14,11 +14,12 @@ use jobmesh_tests::{eventually, posting_body, within, Mesh, Oracle, Rng};
 const NODES: [&str; 3] = ["gz", "gz/a", "gz/a/x"];
 const BACKLOG: usize = 5_000;
 const CLIENTS: usize = 8;
+// The backlog must take several batches.
+const _: () = assert!(BACKLOG > 2 * MAX_BATCH_RECORDS);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_county_catches_up_a_large_backlog_across_a_kill9() {
     within(Duration::from_secs(150), "backlog", async {
-        assert!(BACKLOG > 2 * MAX_BATCH_RECORDS, "the backlog must take several batches");
         let mut rng = Rng::from_env("backlog");
         let mut mesh = Mesh::start(&NODES).await;
         mesh.stop("gz/a/x").await;

@@ -11,7 +11,7 @@ use jobmesh_tests::within;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_county_down_with_a_backlog_catches_up() {
-    let _one = chaos::serial();
+    let _one = chaos::serial().await;
     let opts = Opts::from_env("chaos_county_backlog", Layer::Loopback);
     let limit = if opts.heavy { 3600 } else { 180 };
     within(Duration::from_secs(limit), "chaos_county_backlog", async {

@@ -12,7 +12,7 @@ use jobmesh_tests::within;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_lossy_reordering_duplicating_links_converge() {
-    let _one = chaos::serial();
+    let _one = chaos::serial().await;
     let opts = Opts::from_env("chaos_lossy_links", Layer::Loopback);
     let limit = if opts.heavy { 900 } else { 180 };
     within(Duration::from_secs(limit), "chaos_lossy_links", async {
@@ -23,7 +23,7 @@ async fn chaos_lossy_reordering_duplicating_links_converge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_long_haul_station_link_converges() {
-    let _one = chaos::serial();
+    let _one = chaos::serial().await;
     let opts = Opts::from_env("chaos_long_haul_station", Layer::Loopback);
     let limit = if opts.heavy { 900 } else { 150 };
     within(Duration::from_secs(limit), "chaos_long_haul_station", async {

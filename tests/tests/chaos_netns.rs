@@ -71,7 +71,7 @@ fn link_state(ns: &str, dev: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_netns_veth_down_is_a_real_cut() {
-    let _one = chaos::serial();
+    let _one = chaos::serial().await;
     let Some(()) = netns_or_skip("chaos_netns_veth_down_is_a_real_cut") else { return };
     within(Duration::from_secs(60), "chaos_netns_veth_down_is_a_real_cut", async {
         let mut ns = Netns::new();
@@ -129,7 +129,7 @@ async fn chaos_netns_veth_down_is_a_real_cut() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_netns_city_cut_by_veth_with_degraded_links() {
-    let _one = chaos::serial();
+    let _one = chaos::serial().await;
     let Some(()) = netns_or_skip("chaos_netns_city_cut_by_veth_with_degraded_links") else { return };
     let mut opts = Opts::from_env("chaos_netns_city_cut", Layer::Netns);
     opts.chaos_bin = Some(PathBuf::from(chaos_bin()));

@@ -10,7 +10,7 @@ use jobmesh_tests::within;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_city_cut_off_with_writes_on_both_sides_converges_after_heal() {
-    let _one = chaos::serial();
+    let _one = chaos::serial().await;
     let opts = Opts::from_env("chaos_city_cut", Layer::Loopback);
     let limit = if opts.heavy { 600 } else { 150 };
     within(Duration::from_secs(limit), "chaos_city_cut", async {
@@ -21,7 +21,7 @@ async fn chaos_city_cut_off_with_writes_on_both_sides_converges_after_heal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_flapping_link_under_steady_writes_converges_after_heal() {
-    let _one = chaos::serial();
+    let _one = chaos::serial().await;
     let opts = Opts::from_env("chaos_flapping_link", Layer::Loopback);
     let limit = if opts.heavy { 600 } else { 150 };
     within(Duration::from_secs(limit), "chaos_flapping_link", async {

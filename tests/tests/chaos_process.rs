@@ -12,7 +12,7 @@ use jobmesh_tests::within;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_kill9_random_node_during_writes_loses_nothing() {
-    let _one = chaos::serial();
+    let _one = chaos::serial().await;
     let opts = Opts::from_env("chaos_kill9_random", Layer::Loopback);
     let limit = if opts.heavy { 900 } else { 180 };
     within(Duration::from_secs(limit), "chaos_kill9_random", async {
@@ -23,7 +23,7 @@ async fn chaos_kill9_random_node_during_writes_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_province_restarted_under_load_loses_nothing() {
-    let _one = chaos::serial();
+    let _one = chaos::serial().await;
     let opts = Opts::from_env("chaos_province_restart", Layer::Loopback);
     let limit = if opts.heavy { 900 } else { 150 };
     within(Duration::from_secs(limit), "chaos_province_restart", async {

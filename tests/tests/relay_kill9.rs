@@ -62,11 +62,11 @@ async fn replication_survives_kill9_of_relays() {
         for (at, id) in &acked {
             oracle.posting(at, id, "gz", 1);
         }
-        // 20 s, below QUIC's 30 s idle timeout: a node must notice a
+        // 25 s, below QUIC's 30 s idle timeout: a node must notice a
         // restarted neighbour by its stateless reset, not by timing out a
         // dead connection (the node derives its reset key from its own key
         // so that a restart can reset the old connections).
-        eventually("every node holds exactly every posting once, at its version", Duration::from_secs(20), || {
+        eventually("every node holds exactly every posting once, at its version", Duration::from_secs(25), || {
             mesh.check_converged(&oracle)
         })
         .await;

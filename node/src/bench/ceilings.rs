@@ -179,6 +179,14 @@ fn postings_batch(first_seq: u64, n: usize, through: u64) -> WriteBatch {
     b
 }
 
+/// Records per second of [`sled_batches`] on a fresh store under `parent`:
+/// the sled ceiling measured again right before a run that it bounds.
+pub fn sled_probe(parent: &std::path::Path, n: usize) -> anyhow::Result<f64> {
+    let dir = Scratch::new(parent, "sled-probe")?;
+    let (secs, _) = sled_batches(dir.path(), n)?;
+    Ok(n as f64 / secs)
+}
+
 /// `n` records in batches of 512, each applied then flushed; (total
 /// seconds, seconds in flush).
 fn sled_batches(dir: &std::path::Path, n: usize) -> anyhow::Result<(f64, f64)> {

@@ -84,52 +84,27 @@ pub fn run(b: &mut Bench, fanout: bool, footprint: bool) -> anyhow::Result<()> {
     if fanout {
         let mut station_http: Vec<Http> = stations.iter().map(|&s| Http::new(fleet.procs[s].api)).collect();
         let mut k = 1u64;
-        let mut sample = |root_http: &mut Http,
-                          station_http: &mut Vec<Http>,
-                          i: usize|
-         -> anyhow::Result<(f64, f64, u64, f64)> {
-            k += 1;
-            let st = &mut station_http[i % stations.len()];
-            let t0 = Instant::now();
-            let id = post(root_http, k)?;
-            let t1 = Instant::now();
-            let path = format!("/v1/postings/{id}");
-            let mut polls = 0u64;
-            let mut poll_time = 0.0;
-            loop {
-                let p = Instant::now();
-                let (status, _) = st.get(&path)?;
-                poll_time += p.elapsed().as_secs_f64();
-                polls += 1;
-                match status {
-                    200 => break,
-                    404 => {}
-                    other => bail!("GET {path} at a station: {other}"),
-                }
-                if t0.elapsed() > Duration::from_secs(30) {
-                    bail!("posting {id} did not reach the station within 30 s");
-                }
-                std::thread::sleep(POLL_SLEEP);
-            }
-            let t2 = Instant::now();
-            std::thread::sleep(BETWEEN);
-            Ok((t2.duration_since(t0).as_secs_f64() * 1e6, t1.duration_since(t0).as_secs_f64() * 1e6, polls, poll_time))
-        };
         for i in 0..WARMUP {
-            sample(&mut root_http, &mut station_http, i)?;
+            k += 1;
+            sample(&mut root_http, &mut station_http[i % stations.len()], k)?;
         }
         let (mut p50s, mut p99s, mut root_p50s) = (Vec::new(), Vec::new(), Vec::new());
         let (mut polls, mut poll_time) = (0u64, 0.0);
+        let mesh_cpu = |fleet: &Fleet| fleet.procs.iter().map(|p| nodes::cpu_seconds(p.pid())).sum::<f64>();
+        let mut cpu_per_posting = Vec::new();
         for run in 1..=b.plan.runs {
+            let cpu0 = mesh_cpu(&fleet);
             let mut total = Vec::with_capacity(b.plan.fanout_samples);
             let mut root_write = Vec::with_capacity(b.plan.fanout_samples);
             for i in 0..b.plan.fanout_samples {
-                let (t, r, p, pt) = sample(&mut root_http, &mut station_http, i)?;
-                total.push(t);
-                root_write.push(r);
-                polls += p;
-                poll_time += pt;
+                k += 1;
+                let x = sample(&mut root_http, &mut station_http[i % stations.len()], k)?;
+                total.push(x.total_us);
+                root_write.push(x.root_us);
+                polls += x.polls;
+                poll_time += x.poll_secs;
             }
+            cpu_per_posting.push(1e6 * (mesh_cpu(&fleet) - cpu0) / b.plan.fanout_samples as f64);
             let (p50, p99) = p50_p99(&mut total);
             let (r50, _) = p50_p99(&mut root_write);
             b.progress(&format!(
@@ -172,6 +147,12 @@ pub fn run(b: &mut Bench, fanout: bool, footprint: bool) -> anyhow::Result<()> {
                 .target("< 10 ms", 10_000.0),
         );
         b.report.row(Row::new("4 fan-out", "of which POST at the province → 201 (p50)", Unit::Micros, root_p50s));
+        b.report.row(Row::new(
+            "4 fan-out",
+            format!("CPU per posting, all {} processes (with the station's polls)", fleet.procs.len()),
+            Unit::CpuMicros,
+            cpu_per_posting,
+        ));
         b.report.note(format!(
             "4 fan-out: poll resolution: one GET round trip ({:.0} µs on average over {polls} polls) + {} µs sleep; \
              {:.1} polls per sample",
@@ -199,6 +180,49 @@ pub fn run(b: &mut Bench, fanout: bool, footprint: bool) -> anyhow::Result<()> {
     }
     fleet.stop_all();
     Ok(())
+}
+
+/// One fan-out sample.
+struct Sample {
+    /// POST at the province → visible at the station.
+    total_us: f64,
+    /// POST at the province → 201.
+    root_us: f64,
+    polls: u64,
+    /// Time spent in the station's GETs.
+    poll_secs: f64,
+}
+
+/// Post posting `k` at the province, then poll `station` until it holds it.
+fn sample(root: &mut Http, station: &mut Http, k: u64) -> anyhow::Result<Sample> {
+    let t0 = Instant::now();
+    let id = post(root, k)?;
+    let t1 = Instant::now();
+    let path = format!("/v1/postings/{id}");
+    let (mut polls, mut poll_secs) = (0u64, 0.0);
+    loop {
+        let p = Instant::now();
+        let (status, _) = station.get(&path)?;
+        poll_secs += p.elapsed().as_secs_f64();
+        polls += 1;
+        match status {
+            200 => break,
+            404 => {}
+            other => bail!("GET {path} at a station: {other}"),
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            bail!("posting {id} did not reach the station within 30 s");
+        }
+        std::thread::sleep(POLL_SLEEP);
+    }
+    let t2 = Instant::now();
+    std::thread::sleep(BETWEEN);
+    Ok(Sample {
+        total_us: t2.duration_since(t0).as_secs_f64() * 1e6,
+        root_us: t1.duration_since(t0).as_secs_f64() * 1e6,
+        polls,
+        poll_secs,
+    })
 }
 
 /// POST a province-wide posting at the root; its id.

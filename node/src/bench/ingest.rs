@@ -4,7 +4,10 @@
 //! province ← city ← county runs in this process for every run.
 //!
 //! Measured: 201s per second at the county and the latency of each POST
-//! (201 means durably stored there: group commit), and the rate at which
+//! (201 means durably stored there: group commit), beside the rate of the
+//! engine's local writes alone (measured before each run, same count: the
+//! part of a POST that runs under the engine mutex, one at a time), and the
+//! rate at which
 //! the postings reach the province two hops up: all N postings over the
 //! time from the first request to the last posting visible at the
 //! province's API (the county's journal is in creation order and links
@@ -17,13 +20,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use jobmesh_protocol::NodeId;
 
-use super::fixture::{node, posting_json, write_config, NodeSpec, Pki, Scratch};
+use super::fixture::{node, posting_json, write_config, Filler, NodeSpec, Pki, Scratch};
 use super::http::Http;
 use super::nodes::{self, addrs, cpu_seconds_self, prebind, InProc};
 use super::report::{median, p50_p99, Ceiling, Row, Unit, J};
 use super::Bench;
 
 struct RunResult {
+    /// Local writes per second of the engine alone, measured before the run.
+    engine: f64,
     secs: f64,
     latencies: Vec<f64>,
     province_secs: f64,
@@ -40,8 +45,10 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for run in 0..=b.plan.runs {
         let count = if run == 0 { (n / 4).max(clients) } else { n };
-        let r = one_run(b, &pki, &dir.path().join(format!("run-{run}")), count, clients)
+        let engine = engine_probe(&dir.path().join(format!("probe-{run}")), count)?;
+        let mut r = one_run(b, &pki, &dir.path().join(format!("run-{run}")), count, clients)
             .with_context(|| format!("ingest run {run}"))?;
+        r.engine = engine;
         let (p50, p99) = p50_p99(&mut r.latencies.clone());
         b.progress(&format!(
             "3 run {run}: {count} postings by {clients} clients in {:.2} s = {:.0} 201s/s, p50 {:.2} ms, p99 {:.2} ms; \
@@ -63,6 +70,7 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
                     ("p50_us", J::F(p50)),
                     ("p99_us", J::F(p99)),
                     ("province_rec_per_s", J::F(count as f64 / r.province_secs)),
+                    ("engine_rec_per_s", J::F(r.engine)),
                     ("clients", J::U(clients as u64)),
                 ],
             );
@@ -81,7 +89,7 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     let ingest_median = median(&rates);
     b.report.row(
         Row::new("3 live ingest", format!("{clients} clients: 201s/s at the county"), Unit::PerSec, rates)
-            .ceiling(b.ceilings.sled())
+            .paired("engine local writes alone, same N, before each run", results.iter().map(|r| r.engine).collect())
             .target(">= 20,000", 20_000.0),
     );
     let floor = b.ceilings.sled_write_flush_us;
@@ -97,6 +105,8 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
         Row::new("3 live ingest", "postings/s reaching the province (2 hops up)", Unit::PerSec, province)
             .ceiling(Some(Ceiling { label: "201s/s at the county".into(), value: ingest_median })),
     );
+    let cpu: Vec<f64> = results.iter().map(|r| 1e6 * r.cpu_secs / n as f64).collect();
+    b.report.row(Row::new("3 live ingest", "CPU per posting: clients + 3 nodes", Unit::CpuMicros, cpu));
     let r = &results[results.len() / 2];
     b.report.note(format!(
         "3 live ingest: the county made {} flushes for {n} postings ({:.1} postings per flush, {:.2} ms per flush, \
@@ -200,7 +210,22 @@ fn one_run(b: &Bench, pki: &Pki, dir: &std::path::Path, n: usize, clients: usize
         r.stop(&b.rt)?;
     }
     let _ = std::fs::remove_dir_all(dir);
-    Ok(RunResult { secs, latencies, province_secs, cpu_secs, flushes, flush_secs })
+    Ok(RunResult { engine: f64::NAN, secs, latencies, province_secs, cpu_secs, flushes, flush_secs })
+}
+
+/// The bound every POST shares: the engine's local write (`create_posting`:
+/// merge, journal, own figures, one sled batch), which runs under the
+/// node's engine mutex, so one at a time. `n` of them back to back on a
+/// fresh store, without HTTP and without waiting for flushes (the store is
+/// flushed every 4,096); writes per second.
+fn engine_probe(dir: &std::path::Path, n: usize) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let mut filler = Filler::open(dir, &node("gz/c0/k0"))?;
+    filler.local_postings(n, None)?;
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    filler.finish()?;
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(rate)
 }
 
 /// The counter number and id of a posting in a 201 body.

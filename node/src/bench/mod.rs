@@ -135,7 +135,7 @@ impl Plan {
                 deep_records: 100_000,
                 deep_counties: 3,
                 query_postings: 100_000,
-                query_samples: 1_000,
+                query_samples: 500,
                 footprint_records: 1_000_000,
                 sim_chaos_ms: 12_000,
                 sim_fanout_runs: runs.min(3),
@@ -157,6 +157,8 @@ pub struct Bench {
     pub idle_station_rss: Option<f64>,
     /// Cases asked for (`--only`); empty: all.
     only: Vec<u8>,
+    /// Load average at the start and end of each case, for the notes.
+    loads: Vec<String>,
     started: Instant,
 }
 
@@ -168,6 +170,14 @@ impl Bench {
     pub fn progress(&self, msg: &str) {
         eprintln!("[bench {:>6.1} s] {msg}", self.started.elapsed().as_secs_f64());
     }
+}
+
+/// The 1-minute load average, as `/proc/loadavg` says.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// Run `jobmesh bench`.
@@ -191,6 +201,7 @@ pub fn execute(args: BenchArgs) -> anyhow::Result<()> {
         exe,
         idle_station_rss: None,
         only: args.only.clone(),
+        loads: Vec::new(),
         started: Instant::now(),
     };
     b.progress(&format!(
@@ -222,6 +233,7 @@ pub fn execute(args: BenchArgs) -> anyhow::Result<()> {
             continue;
         }
         let t = Instant::now();
+        let load = load_average();
         b.progress(&format!("case {n}: {name}"));
         if let Err(e) = case(&mut b) {
             b.progress(&format!("case {n} ({name}) failed: {e:#}"));
@@ -229,6 +241,7 @@ pub fn execute(args: BenchArgs) -> anyhow::Result<()> {
         } else {
             b.progress(&format!("case {n} done in {:.1} s", t.elapsed().as_secs_f64()));
         }
+        b.loads.push(format!("{n}: {load} → {}", load_average()));
     }
     b.report.rows.sort_by_key(|r| r.case.split(' ').next().and_then(|n| n.parse::<u8>().ok()).unwrap_or(0));
     println!();
@@ -236,6 +249,11 @@ pub fn execute(args: BenchArgs) -> anyhow::Result<()> {
     for n in &b.report.notes {
         println!("- {n}");
     }
+    println!(
+        "- load average (1 min) of this shared {}-CPU machine at the start → end of each case: {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        b.loads.join("; ")
+    );
     b.progress(&format!("finished in {:.0} s", b.started.elapsed().as_secs_f64()));
     let failures = std::mem::take(&mut b.report.failures);
     let Bench { rt, scratch, .. } = b;

@@ -140,10 +140,20 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// CPU time (user + system) this process has used, in seconds. Clock ticks
-/// are taken as 100 per second (USER_HZ on every Linux this runs on).
+/// CPU time (user + system) this process has used, in seconds.
 pub fn cpu_seconds_self() -> f64 {
-    let Ok(text) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
+    cpu_seconds_of("self")
+}
+
+/// CPU time (user + system) process `pid` has used, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    cpu_seconds_of(&pid.to_string())
+}
+
+/// From `/proc/PID/stat`; clock ticks are taken as 100 per second (USER_HZ
+/// on every Linux this runs on).
+fn cpu_seconds_of(pid: &str) -> f64 {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return f64::NAN };
     let Some(close) = text.rfind(')') else { return f64::NAN };
     let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
     // Fields 14 and 15 (utime, stime) are at 11 and 12 after the name.

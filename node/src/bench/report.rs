@@ -18,6 +18,8 @@ pub enum Unit {
     PerSec,
     /// Microseconds (shown as ms), lower is better.
     Micros,
+    /// Microseconds (shown as µs), lower is better: CPU time per record.
+    CpuMicros,
     /// Bytes (shown as MiB), lower is better.
     Bytes,
     /// Bytes per record, lower is better.
@@ -37,6 +39,7 @@ impl Unit {
         match self {
             Unit::PerSec => "/s",
             Unit::Micros => "ms",
+            Unit::CpuMicros => "CPU µs",
             Unit::Bytes => "MiB",
             Unit::BytesPer => "B/rec",
             Unit::Secs => "s",
@@ -60,6 +63,7 @@ impl Unit {
                     format!("{ms:.0}")
                 }
             }
+            Unit::CpuMicros => format!("{v:.1}"),
             Unit::Bytes => format!("{:.1}", v / (1024.0 * 1024.0)),
             Unit::BytesPer => format!("{v:.0}"),
             Unit::Secs => format!("{v:.2}"),
@@ -99,18 +103,40 @@ pub struct Row {
     /// One value per run.
     pub values: Vec<f64>,
     pub ceiling: Option<Ceiling>,
+    /// The ceiling measured next to each run, when it was: the ratio is
+    /// then the median of the per-run ratios (robust to the machine's load
+    /// drifting between cases).
+    pub paired: Vec<f64>,
     /// Where the figure should land, in words (`>= 120,000/s`), and the
     /// bound itself in the figure's unit.
     pub target: Option<(String, f64)>,
+    /// A target on the ratio instead (`>= 0.70 × ceiling`).
+    pub target_ratio: Option<(String, f64)>,
 }
 
 impl Row {
     pub fn new(case: &'static str, figure: impl Into<String>, unit: Unit, values: Vec<f64>) -> Row {
-        Row { case, figure: figure.into(), unit, values, ceiling: None, target: None }
+        Row {
+            case,
+            figure: figure.into(),
+            unit,
+            values,
+            ceiling: None,
+            paired: Vec::new(),
+            target: None,
+            target_ratio: None,
+        }
     }
 
     pub fn ceiling(mut self, c: Option<Ceiling>) -> Row {
         self.ceiling = c;
+        self
+    }
+
+    /// A ceiling measured beside each run (same order as the values).
+    pub fn paired(mut self, label: &str, ceilings: Vec<f64>) -> Row {
+        self.ceiling = Some(Ceiling { label: label.to_owned(), value: median(&ceilings) });
+        self.paired = ceilings;
         self
     }
 
@@ -119,20 +145,39 @@ impl Row {
         self
     }
 
+    pub fn target_ratio(mut self, words: &str, ratio: f64) -> Row {
+        self.target_ratio = Some((words.to_owned(), ratio));
+        self
+    }
+
     pub fn median(&self) -> f64 {
         median(&self.values)
     }
 
-    fn ratio(&self) -> Option<f64> {
+    pub fn ratio(&self) -> Option<f64> {
+        let higher = self.unit.higher_is_better();
+        if !self.paired.is_empty() && self.paired.len() == self.values.len() {
+            let r: Vec<f64> = self
+                .values
+                .iter()
+                .zip(&self.paired)
+                .filter(|(v, c)| **v > 0.0 && **c > 0.0)
+                .map(|(v, c)| if higher { v / c } else { c / v })
+                .collect();
+            return (!r.is_empty()).then(|| median(&r));
+        }
         let c = self.ceiling.as_ref()?.value;
         let m = self.median();
         if !(c > 0.0 && m > 0.0 && c.is_finite() && m.is_finite()) {
             return None;
         }
-        Some(if self.unit.higher_is_better() { m / c } else { c / m })
+        Some(if higher { m / c } else { c / m })
     }
 
-    fn met(&self) -> Option<bool> {
+    pub fn met(&self) -> Option<bool> {
+        if let Some((_, r)) = &self.target_ratio {
+            return self.ratio().map(|x| x >= *r);
+        }
         let (_, bound) = self.target.as_ref()?;
         let m = self.median();
         Some(if self.unit.higher_is_better() { m >= *bound } else { m <= *bound })
@@ -249,7 +294,7 @@ impl Report {
                 r.unit.show(max),
                 ceiling,
                 r.ratio().map(|x| format!("{x:.2}")).unwrap_or_else(|| "—".into()),
-                r.target.as_ref().map(|(w, _)| w.clone()).unwrap_or_else(|| "—".into()),
+                r.target.as_ref().or(r.target_ratio.as_ref()).map(|(w, _)| w.clone()).unwrap_or_else(|| "—".into()),
                 match r.met() {
                     Some(true) => "yes".into(),
                     Some(false) => "no".into(),

@@ -169,16 +169,29 @@ async fn cmd_run(args: &Args) -> Result<bool, String> {
         rate: o.rate.unwrap_or(30.0),
     };
     jobmesh_tests::chaos::topology(&ro.topology)?;
-    let report = scenarios::random(&o, &ro).await;
-    Ok(report.ok())
+    interruptible(async { scenarios::random(&o, &ro).await.ok() }).await
+}
+
+/// Run until done or Ctrl-C; on Ctrl-C the run is dropped, which kills its
+/// nodes, removes its namespaces and keeps its folder (logs, data).
+async fn interruptible(run: impl std::future::Future<Output = bool>) -> Result<bool, String> {
+    tokio::select! {
+        ok = run => Ok(ok),
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("jobmesh-chaos: interrupted; stopping the nodes");
+            Ok(false)
+        }
+    }
 }
 
 async fn cmd_scenario(args: &Args) -> Result<bool, String> {
     args.reject_unknown(&["--topology", "--duration-s", "--seed", "--rate", "--converge-limit-s"])?;
     let name = args.positional.get(1).ok_or("scenario: which one? (jobmesh-chaos list)")?;
     let o = opts(args, &format!("jobmesh-chaos scenario {name}"))?;
-    let report = scenarios::by_name(name, &o).await?;
-    Ok(report.ok())
+    if !scenarios::SCENARIOS.contains(&name.as_str()) {
+        return Err(format!("unknown scenario {name:?}; known: {}", scenarios::SCENARIOS.join(", ")));
+    }
+    interruptible(async { scenarios::by_name(name, &o).await.map(|r| r.ok()).unwrap_or(false) }).await
 }
 
 /// Inside a node's namespace: bridge `--api-unix` to the node's API at

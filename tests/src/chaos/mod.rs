@@ -21,8 +21,6 @@ pub mod report;
 pub mod scenarios;
 pub mod workload;
 
-use std::sync::Mutex;
-
 pub use cluster::{Cluster, ClusterOpts, Layer};
 pub use report::Report;
 pub use scenarios::Opts;
@@ -49,10 +47,12 @@ pub fn heavy() -> bool {
 }
 
 /// One chaos scenario at a time in a test process: they are timed, and two
-/// meshes on two cores would slow each other into false alarms.
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static ONE: Mutex<()> = Mutex::new(());
-    ONE.lock().unwrap_or_else(|p| p.into_inner())
+/// meshes on two cores would slow each other into false alarms. An async
+/// lock (held across the test's awaits); each test has its own runtime,
+/// which a tokio mutex does not mind.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ONE.lock().await
 }
 
 /// Parse a topology: `1+2+4` (a regular tree: each number a level, each a
@@ -78,10 +78,11 @@ pub fn topology(spec: &str) -> Result<Vec<String>, String> {
         }
         return Ok(ids);
     }
-    let levels: Vec<usize> =
-        spec.split('+').map(|s| s.trim().parse::<usize>()).collect::<Result<_, _>>().map_err(|_| {
-            format!("topology {spec:?}: expected like 1+2+4, guizhou:N, or ids separated by commas")
-        })?;
+    let levels: Vec<usize> = spec
+        .split('+')
+        .map(|s| s.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("topology {spec:?}: expected like 1+2+4, guizhou:N, or ids separated by commas"))?;
     if levels.first() != Some(&1) {
         return Err(format!("topology {spec:?}: the first level is the root, 1"));
     }

@@ -30,6 +30,10 @@ pub struct Report {
     /// From heal (writes stopped, every fault undone) to the first
     /// converged check.
     pub convergence: Option<Duration>,
+    /// How long the check that verified convergence took.
+    pub check_took: Duration,
+    /// When every backlog was empty and every link up (from `/v1/status`).
+    pub drained: Option<Duration>,
     pub converge_limit: Duration,
     pub converge_checks: u64,
     /// What still differed at the deadline.
@@ -94,13 +98,19 @@ impl Report {
     /// Panic with the whole report unless the run passed.
     pub fn assert_ok(&self) {
         let f = self.failures();
-        assert!(f.is_empty(), "chaos scenario {} failed (replay: JOBMESH_SEED={}):\n- {}\n\n{self}", self.scenario, self.seed, f.join("\n- "));
+        assert!(
+            f.is_empty(),
+            "chaos scenario {} failed (replay: JOBMESH_SEED={}):\n- {}\n\n{self}",
+            self.scenario,
+            self.seed,
+            f.join("\n- ")
+        );
     }
 
     /// One line for logs and CI: `RESULT scenario=… seed=… …`.
     pub fn one_line(&self) -> String {
         format!(
-            "RESULT scenario={} seed={} layer={} nodes={} acked={} lost={} duplicated={} violations={} converged={} convergence={} records_moved={} verdict={}",
+            "RESULT scenario={} seed={} layer={} nodes={} acked={} lost={} duplicated={} violations={} converged={} convergence={} drained={} records_moved={} verdict={}",
             self.scenario,
             self.seed,
             self.layer,
@@ -111,6 +121,7 @@ impl Report {
             self.safety.violation_count(),
             self.converged,
             self.convergence.map(|d| format!("{:.1}s", d.as_secs_f64())).unwrap_or_else(|| "-".into()),
+            self.drained.map(|d| format!("{:.1}s", d.as_secs_f64())).unwrap_or_else(|| "-".into()),
             self.records_moved,
             if self.ok() { "PASS" } else { "FAIL" }
         )
@@ -119,6 +130,8 @@ impl Report {
     pub(crate) fn take_convergence(&mut self, c: &Convergence, limit: Duration) {
         self.converged = c.converged;
         self.convergence = c.converged.then_some(c.elapsed);
+        self.check_took = c.check_took;
+        self.drained = c.drained;
         self.converge_limit = limit;
         self.converge_checks = c.checks;
         self.remaining_problems = if c.converged { Vec::new() } else { c.evaluation.problems.clone() };
@@ -186,12 +199,20 @@ impl fmt::Display for Report {
         match self.convergence {
             Some(d) => writeln!(
                 f,
-                "  converged {:.1}s after heal ({} checks; limit {:?})",
+                "  converged {:.1}s after heal (verified by a full check of {:.1}s, {} checks, limit {:?}; backlogs empty at {})",
                 d.as_secs_f64(),
+                self.check_took.as_secs_f64(),
                 self.converge_checks,
-                self.converge_limit
+                self.converge_limit,
+                self.drained
+                    .map(|x| format!("{:.1}s", x.as_secs_f64()))
+                    .unwrap_or_else(|| "not yet shown by /v1/status, whose counts are cached ~2 s".into())
             )?,
-            None => writeln!(f, "  NOT converged within {:?} after heal ({} checks)", self.converge_limit, self.converge_checks)?,
+            None => writeln!(
+                f,
+                "  NOT converged within {:?} after heal ({} checks)",
+                self.converge_limit, self.converge_checks
+            )?,
         }
         writeln!(
             f,

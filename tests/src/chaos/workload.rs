@@ -181,7 +181,7 @@ impl AckLog {
         s.starts_with(&format!("{}-", self.tag))
     }
 
-    fn ack(&self, kind: WriteKind, id: &str, node: &str, version: u64) {
+    pub(crate) fn ack(&self, kind: WriteKind, id: &str, node: &str, version: u64) {
         let mut g = self.lock();
         let name = match kind {
             WriteKind::Posting => "postings",
@@ -226,7 +226,8 @@ struct Ctx {
 
 const CATEGORIES: [&str; 4] = ["manufacturing", "construction", "logistics", "services"];
 const WORK_TYPES: [&str; 4] = ["full_time", "part_time", "odd_job", "temporary"];
-const KEY_GROUPS: [&str; 6] = ["college_graduate", "migrant_worker", "ex_serviceman", "rural_labor", "disabled", "other"];
+const KEY_GROUPS: [&str; 6] =
+    ["college_graduate", "migrant_worker", "ex_serviceman", "rural_labor", "disabled", "other"];
 
 /// API clients with [`WRITE_TIMEOUT`], for the given nodes.
 pub fn write_clients(apis: &BTreeMap<String, Api>) -> BTreeMap<String, Api> {
@@ -418,9 +419,8 @@ async fn write_placement(ctx: &Ctx, rng: &mut Rng, node: &str) {
     // flight, so two writers never place one worker at once.
     let chosen = {
         let mut g = ctx.log.lock();
-        let workers: Vec<usize> = (0..g.free_workers.len())
-            .filter(|&i| nid(&g.free_workers[i].1).is_in_subtree_of(&me))
-            .collect();
+        let workers: Vec<usize> =
+            (0..g.free_workers.len()).filter(|&i| nid(&g.free_workers[i].1).is_in_subtree_of(&me)).collect();
         let postings: Vec<&PostingRef> = g.postings.iter().filter(|p| holds(&me, &p.route)).collect();
         match (pick(rng, &workers).copied(), pick(rng, &postings).map(|p| (*p).clone())) {
             (Some(w), Some(p)) => Some((g.free_workers.swap_remove(w), p)),
@@ -432,7 +432,9 @@ async fn write_placement(ctx: &Ctx, rng: &mut Rng, node: &str) {
     let used = match ctx.apis[node].post_json("/v1/placements", &body).await {
         Ok(r) if r.status == 201 => {
             match r.json.as_ref().and_then(|v| v["id"].as_str()) {
-                Some(id) => ctx.log.ack(WriteKind::Placement, id, node, version_of(r.json.as_ref().unwrap_or(&Value::Null))),
+                Some(id) => {
+                    ctx.log.ack(WriteKind::Placement, id, node, version_of(r.json.as_ref().unwrap_or(&Value::Null)))
+                }
                 None => ctx.log.error(format!("POST placements at {node}: 201 without an id: {}", r.text)),
             }
             true
@@ -458,7 +460,15 @@ async fn write_placement(ctx: &Ctx, rng: &mut Rng, node: &str) {
 /// Publish `count` postings at `node` for `audience` as fast as `clients`
 /// concurrent requests allow (a backlog in the making). Returns how many
 /// were acknowledged.
-pub async fn burst(log: &Arc<AckLog>, api: &Api, node: &str, audience: &str, count: usize, clients: usize, seed: u64) -> usize {
+pub async fn burst(
+    log: &Arc<AckLog>,
+    api: &Api,
+    node: &str,
+    audience: &str,
+    count: usize,
+    clients: usize,
+    seed: u64,
+) -> usize {
     let apis: BTreeMap<String, Api> = [(node.to_string(), api.clone())].into_iter().collect();
     let ctx = Arc::new(Ctx {
         log: log.clone(),
