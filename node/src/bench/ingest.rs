@@ -7,11 +7,10 @@
 //! (201 means durably stored there: group commit), beside the rate of the
 //! engine's local writes alone (measured before each run, same count: the
 //! part of a POST that runs under the engine mutex, one at a time), and the
-//! rate at which
-//! the postings reach the province two hops up: all N postings over the
-//! time from the first request to the last posting visible at the
-//! province's API (the county's journal is in creation order and links
-//! apply in order, so the highest-numbered posting implies all).
+//! rate at which the postings reach the province two hops up: all N
+//! postings over the time from the first request to the last posting
+//! visible at the province's API (the county's journal is in creation order
+//! and links apply in order, so the highest-numbered posting implies all).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};

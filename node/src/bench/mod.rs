@@ -16,12 +16,29 @@
 //! 6. [`queries`]: the province's `/v1/summary` and `/v1/postings`;
 //! 7. [`footprint`]: memory of an idle station and of a province holding a
 //!    million records, bytes on disk per record;
-//! 8. [`sim`]: the simulator's speed and its fan-out to the 2,801 offices of the generated province.
+//! 8. [`sim`]: the simulator's speed and its fan-out to the 2,801 offices
+//!    of the generated province.
 //!
 //! Each case does a warm-up, then `runs` runs (5; `--quick`: 1, with smaller
 //! sizes, for CI). Output: progress on stderr; one JSON line per case and
 //! run on stdout and in the `--json` file; the table at the end. Nothing
 //! here asserts a speed: the exit status says only whether every case ran.
+//!
+//! JSON lines: `{"bench":"jobmesh","case":…,"run":…, …}` then, for
+//! throughputs, `"records"` and `"rec_per_s"`; for latencies, `"samples"`,
+//! `"p50_us"` and `"p99_us"`; for footprints, `"rss_bytes"` (and
+//! `"records"`, `"disk_bytes"`); a case may add fields after those (the
+//! ceiling measured beside the run, CPU per record, …). Cases:
+//! `ceiling_quic_stream`, `ceiling_quic_oneway`, `ceiling_sled_batch512`,
+//! `ceiling_sled_write_flush`, `catchup_1hop`, `ingest`, `fanout_3hops`,
+//! `catchup_deep`, `query_summary`, `query_summary_depth1`,
+//! `query_postings`, `footprint_idle_station` (`run` is the station),
+//! `footprint_province`, `sim_events`, `sim_fanout`.
+//!
+//! The machine is shared: the table ends with the load average at the
+//! start and end of each case, and the catch-up and ingest cases measure
+//! their ceiling again right before each run and report the median of the
+//! per-run ratios.
 //!
 //! Nodes run either in this process through `runtime::run` (cases 2, 3, 5,
 //! 6: loopback sockets, their own stores) or as `jobmesh run` processes of
