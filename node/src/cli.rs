@@ -1,32 +1,19 @@
-//! The `jobmesh` command line (clap). Each subcommand is one [`Command`]
-//! variant and one arm in [`execute`]; its arguments are a struct next to it.
-//! `anyhow` is used here and in `main` only: this is where errors become
-//! messages for a person.
+//! The node's subcommands of the `jobmesh` command line (clap). Each is one
+//! [`Command`] variant and one arm in [`execute`]; its arguments are a struct
+//! next to it. The binary (package `jobmesh`) flattens [`Command`] into its
+//! own, beside the deploy, demo and bench tools, and adds the global
+//! `--log-format`. `anyhow` is used here and in the binary
+//! only: this is where errors become messages for a person.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use jobmesh_protocol::NodeId;
 
 use crate::config::Config;
-use crate::logging::LogFormat;
 use crate::pki;
 use crate::runtime::{self, BoundSockets};
-
-/// jobmesh keeps the job and worker records of a public employment service
-/// in sync across its offices: one node per office, in a tree, over QUIC
-/// with mutual TLS.
-#[derive(Debug, Parser)]
-#[command(name = "jobmesh", version, propagate_version = true)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-
-    /// Log format on stderr (the level comes from RUST_LOG, default info).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
-    pub log_format: LogFormat,
-}
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -35,18 +22,6 @@ pub enum Command {
     /// Manage the province's private certificate authority.
     #[command(subcommand)]
     Ca(CaCommand),
-    /// Render every office's folder, and start or stop rendered offices on
-    /// one machine for rehearsals (see deploy/README.md).
-    #[command(subcommand)]
-    Deploy(crate::deploy::DeployCommand),
-    /// A whole small mesh on loopback, each office its own process, with a
-    /// generated CA, a synthetic workload and the dashboard's URL; Ctrl-C
-    /// stops everything.
-    Demo(crate::deploy::demo::DemoArgs),
-    /// Measure the mesh (catch-up, ingest, fan-out, queries, footprint,
-    /// simulator) beside ceilings measured in the same run; prints a table
-    /// and JSON lines. --quick is the short form CI runs.
-    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,8 +76,8 @@ fn parse_node_id(s: &str) -> Result<NodeId, String> {
 }
 
 /// Run a parsed command line. The caller has installed logging.
-pub fn execute(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+pub fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Run(args) => run(args),
         Command::Ca(CaCommand::Init(args)) => {
             let files = pki::init_ca(&args.dir, args.days, args.force)?;
@@ -115,9 +90,6 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             print_paths(&files);
             Ok(())
         }
-        Command::Deploy(cmd) => crate::deploy::execute(cmd),
-        Command::Demo(args) => crate::deploy::execute_demo(args),
-        Command::Bench(args) => crate::bench::execute(args),
     }
 }
 
@@ -148,32 +120,4 @@ pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn the_command_line_is_well_formed() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn contract_invocations_parse() {
-        let c = Cli::try_parse_from(["jobmesh", "run", "--config", "node.toml", "--log-format", "json"]).unwrap();
-        assert_eq!(c.log_format, LogFormat::Json);
-        assert!(matches!(c.command, Command::Run(RunArgs { ref config }) if config == &PathBuf::from("node.toml")));
-        let c = Cli::try_parse_from(["jobmesh", "ca", "init", "--dir", "pki"]).unwrap();
-        assert!(matches!(c.command, Command::Ca(CaCommand::Init(CaInitArgs { force: false, .. }))));
-        let c =
-            Cli::try_parse_from(["jobmesh", "ca", "issue", "--dir", "pki", "--node", "gz/a", "--days", "7"]).unwrap();
-        match c.command {
-            Command::Ca(CaCommand::Issue(a)) => assert_eq!((a.node.as_str(), a.days), ("gz/a", 7)),
-            other => panic!("{other:?}"),
-        }
-        let e = Cli::try_parse_from(["jobmesh", "ca", "issue", "--dir", "pki", "--node", "gz/A"]).unwrap_err();
-        assert!(e.to_string().contains("segment 1"), "{e}");
-    }
 }

@@ -2,7 +2,6 @@
 //! with sled, QUIC (quinn + rustls, mutual TLS) and an HTTP API (axum).
 
 pub mod api;
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod deploy;

@@ -19,7 +19,7 @@ pub enum LogFormat {
 }
 
 /// Install the process's subscriber. The filter comes from `RUST_LOG`
-/// (e.g. `RUST_LOG=info,jobmesh=debug`), default [`DEFAULT_FILTER`]; an
+/// (e.g. `RUST_LOG=info,jobmesh_node=debug`), default [`DEFAULT_FILTER`]; an
 /// unparsable `RUST_LOG` is reported and the default used.
 pub fn init(format: LogFormat) {
     let (filter, bad) = match std::env::var("RUST_LOG") {

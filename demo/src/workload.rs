@@ -589,7 +589,7 @@ mod tests {
     use super::*;
 
     fn tree() -> Topology {
-        Topology::parse_tsv(super::super::GUIZHOU_TSV).unwrap()
+        Topology::parse_tsv(jobmesh_node::deploy::GUIZHOU_TSV).unwrap()
     }
 
     #[test]

@@ -7,7 +7,7 @@ use jobmesh::cli::{execute, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    jobmesh::logging::init(cli.log_format);
+    jobmesh_node::logging::init(cli.log_format);
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -16,11 +16,10 @@ use anyhow::bail;
 use jobmesh_protocol::sim::{fan_out, FaultMix, NetConfig, Scenario};
 use jobmesh_protocol::topology::Topology;
 
+use jobmesh_node::deploy::GUIZHOU_TSV;
+
 use super::report::{Ceiling, Row, Unit, J};
 use super::Bench;
-
-/// The province's real tree, as the simulator's tests read it.
-const GUIZHOU_TSV: &str = include_str!("../../../deploy/topology/guizhou-offices.tsv");
 
 fn scenario(chaos_ms: u64) -> anyhow::Result<Scenario> {
     Ok(Scenario {

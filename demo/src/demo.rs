@@ -46,13 +46,13 @@ use serde::Deserialize;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-use super::address_plan::{Address, AddressPlan};
-use super::process;
-use super::rehearsal::LOG_FILE;
-use super::render::{render, RenderOptions};
-use super::workload::{Counts, Driver, Workload};
-use super::GUIZHOU_TSV;
-use crate::state::now_ms;
+use crate::process;
+use crate::rehearsal::LOG_FILE;
+use crate::workload::{Counts, Driver, Workload};
+use jobmesh_node::deploy::address_plan::{Address, AddressPlan};
+use jobmesh_node::deploy::render::{render, RenderOptions};
+use jobmesh_node::deploy::GUIZHOU_TSV;
+use jobmesh_node::state::now_ms;
 
 /// The `demo` tree: the province, two cities, four counties, an odd-jobs
 /// market and an out-of-province labor cooperation station, all real ids of
@@ -248,9 +248,9 @@ async fn run_in(
     tokio::pin!(stop);
     let mut outcome: anyhow::Result<()> = Ok(());
     for o in &topo.offices {
-        let folder = dir.join(super::render::OFFICES_DIR).join(o.id.file_stem());
+        let folder = dir.join(jobmesh_node::deploy::render::OFFICES_DIR).join(o.id.file_stem());
         let log = folder.join(LOG_FILE);
-        match process::spawn_node(&exe, &folder.join(super::render::CONFIG_FILE), &log, false) {
+        match process::spawn_node(&exe, &folder.join(jobmesh_node::deploy::render::CONFIG_FILE), &log, false) {
             Ok(child) => fleet.members.push(Member {
                 id: o.id.clone(),
                 api: plan.get(&o.id).map(Address::api).unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),

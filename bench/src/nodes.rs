@@ -17,8 +17,8 @@ use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
 use super::http::Http;
-use crate::config::Config;
-use crate::runtime::{self, BoundSockets};
+use jobmesh_node::config::Config;
+use jobmesh_node::runtime::{self, BoundSockets};
 
 /// Longest a node may take to answer `/healthz` after it starts.
 const START_DEADLINE: Duration = Duration::from_secs(60);

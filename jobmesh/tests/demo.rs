@@ -14,8 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use jobmesh::deploy::demo::{SummaryReply, DEMO_OFFICES};
-use jobmesh::deploy::process::{self, ProcessId};
+use jobmesh_demo::demo::{SummaryReply, DEMO_OFFICES};
+use jobmesh_demo::process::{self, ProcessId};
 use jobmesh_protocol::figures::Totals;
 use jobmesh_protocol::NodeId;
 

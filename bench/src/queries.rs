@@ -26,7 +26,7 @@ use super::http::Http;
 use super::nodes::{self, addrs, prebind, InProc};
 use super::report::{median, p50_p99, Ceiling, Row, Unit, J};
 use super::Bench;
-use crate::state::now_ms;
+use jobmesh_node::state::now_ms;
 
 /// Records handed to the engine per delivery.
 const DELIVER_CHUNK: usize = 16_384;

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use jobmesh::config::Config;
-use jobmesh::deploy::address_plan::AddressPlan;
-use jobmesh::deploy::render::{self, read_index, RenderOptions};
-use jobmesh::pki;
-use jobmesh::tls::NodeTls;
+use jobmesh_node::config::Config;
+use jobmesh_node::deploy::address_plan::AddressPlan;
+use jobmesh_node::deploy::render::{self, read_index, RenderOptions};
+use jobmesh_node::pki;
+use jobmesh_node::tls::NodeTls;
 use jobmesh_protocol::topology::Topology;
 use jobmesh_protocol::NodeId;
 
@@ -193,7 +193,7 @@ fn the_systemd_unit_runs_a_command_line_that_parses() {
     let words: Vec<String> = exec.split_whitespace().map(|w| w.replace("%S", "/var/lib").replace("%i", "gz")).collect();
     assert!(words[0].ends_with("/jobmesh"), "{exec}");
     let cli = jobmesh::cli::Cli::try_parse_from(&words).unwrap_or_else(|e| panic!("{exec}: {e}"));
-    assert!(matches!(cli.command, jobmesh::cli::Command::Run(_)), "{exec}");
+    assert!(matches!(cli.command, jobmesh::cli::Command::Node(jobmesh_node::cli::Command::Run(_))), "{exec}");
     for line in [
         "User=jobmesh",
         "StateDirectory=jobmesh/%i",

@@ -18,10 +18,10 @@ use jobmesh_protocol::time::local_day;
 use jobmesh_protocol::wire::{Batch, Frame, FrameV1, Hello, CAPABILITIES, MAX_BATCH_RECORDS, PROTOCOL_VERSION};
 use jobmesh_protocol::{Body, Engine, EngineConfig, Event, Kind, NodeId, Record, RecordId};
 
-use crate::pki::Ca;
-use crate::state::now_ms;
-use crate::storage::{OpenError, SledKv};
-use crate::tls::NodeTls;
+use jobmesh_node::pki::Ca;
+use jobmesh_node::state::now_ms;
+use jobmesh_node::storage::{OpenError, SledKv};
+use jobmesh_node::tls::NodeTls;
 
 /// Encoded size of the bench's postings (bincode of the record, as stored
 /// and as sent), for an id of typical length.
@@ -213,7 +213,7 @@ impl Pki {
     pub fn new(dir: &Path) -> anyhow::Result<Pki> {
         std::fs::create_dir_all(dir)?;
         let ca = Ca::generate(30)?;
-        std::fs::write(dir.join(crate::pki::CA_CERT_FILE), ca.cert_pem())?;
+        std::fs::write(dir.join(jobmesh_node::pki::CA_CERT_FILE), ca.cert_pem())?;
         Ok(Pki { dir: dir.to_owned(), ca })
     }
 
@@ -274,7 +274,7 @@ pub fn write_config(pki: &Pki, spec: &NodeSpec) -> anyhow::Result<PathBuf> {
     }
     text += &format!(
         "[tls]\nca_cert = {}\ncert = {}\nkey = {}\n",
-        q(&pki.dir.join(crate::pki::CA_CERT_FILE)),
+        q(&pki.dir.join(jobmesh_node::pki::CA_CERT_FILE)),
         q(&cert),
         q(&key)
     );

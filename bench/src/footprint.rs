@@ -28,7 +28,7 @@ use super::http::Http;
 use super::nodes::{free_addrs, Fleet};
 use super::report::{Ceiling, Row, Unit, J};
 use super::Bench;
-use crate::state::now_ms;
+use jobmesh_node::state::now_ms;
 
 const DELIVER_CHUNK: usize = 16_384;
 

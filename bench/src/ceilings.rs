@@ -24,9 +24,9 @@ use jobmesh_protocol::Kind;
 use super::fixture::{node, posting_record, Pki, Scratch};
 use super::report::{p50_p99, Ceiling, Row, Unit, J};
 use super::Bench;
-use crate::state::now_ms;
-use crate::storage::SledKv;
-use crate::tls::SERVER_NAME;
+use jobmesh_node::state::now_ms;
+use jobmesh_node::storage::SledKv;
+use jobmesh_node::tls::SERVER_NAME;
 
 /// Bytes of one write on the QUIC stream (a link's writer coalesces up to
 /// this much).
@@ -58,8 +58,8 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     let client_id = node("gz/c0");
     let server_tls = pki.node_tls(&server_id)?;
     let client_tls = pki.node_tls(&client_id)?;
-    let server_cfg = crate::transport::server_config(&server_tls)?;
-    let client_cfg = crate::transport::client_config(&client_tls, &server_id)?;
+    let server_cfg = jobmesh_node::transport::server_config(&server_tls)?;
+    let client_cfg = jobmesh_node::transport::client_config(&client_tls, &server_id)?;
     let record = store::encode(&posting_record(&node("gz/c0/k0"), 123_456, &node("gz/c0/k0"), now_ms()));
     let plan = b.plan.clone();
 

@@ -69,7 +69,8 @@ fn measure(
     let api = receiver.local_addr()?;
     let cpu0 = cpu_seconds_self();
     let heal = Instant::now();
-    let node = InProc::start(rt, receiver_config, crate::runtime::BoundSockets { udp: receiver_udp, api: receiver })?;
+    let node =
+        InProc::start(rt, receiver_config, jobmesh_node::runtime::BoundSockets { udp: receiver_udp, api: receiver })?;
     let deadline = heal + CATCHUP_DEADLINE;
     let mut http = Http::new(api);
     let first_at = 'first: loop {
@@ -102,7 +103,7 @@ fn measure(
 
 fn spec(
     id: &NodeId,
-    s: &crate::runtime::BoundSockets,
+    s: &jobmesh_node::runtime::BoundSockets,
     parent: Option<SocketAddr>,
     data: &Path,
 ) -> anyhow::Result<NodeSpec> {

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use jobmesh_protocol::NodeId;
 
-use super::process::{self, ProcessId};
-use super::render::{read_index, IndexEntry};
+use crate::process::{self, ProcessId};
+use jobmesh_node::deploy::render::{read_index, IndexEntry};
 
 /// The file in the rendered folder that lists the offices `up` started.
 pub const PIDS_FILE: &str = "rehearsal.pids";
