@@ -166,6 +166,47 @@ pub fn peer_version<K: Kv + ?Sized>(kv: &K, peer: &NodeId) -> Result<u32, StoreE
     Ok(u32_value(&key, kv.get(&key)?)?.max(1))
 }
 
+/// The version last completed with `peer`, `None` if the store has no
+/// record of it (never met since format 2).
+pub fn peer_version_known<K: Kv + ?Sized>(kv: &K, peer: &NodeId) -> Result<Option<u32>, StoreError> {
+    let key = peer_version_key(peer);
+    kv.get(&key)?.map(|b| u32_value(&key, Some(b))).transpose()
+}
+
+/// Records held here of kinds protocol `version` cannot carry that the
+/// routing rule gives `peer`, counted up to `cap`: what waits for the peer
+/// to upgrade. Only the new kinds' records are read (they are few next to
+/// the journal).
+pub fn held_for_older_peer<K: Kv + ?Sized>(
+    kv: &K,
+    me: &NodeId,
+    peer: &NodeId,
+    version: u32,
+    cap: usize,
+) -> Result<u64, StoreError> {
+    const PAGE: usize = 1024;
+    let mut n = 0u64;
+    for kind in Kind::ALL.into_iter().filter(|k| k.since_protocol() > version) {
+        let mut after: Option<String> = None;
+        loop {
+            let page = list_records(kv, kind, "", after.as_deref(), PAGE)?;
+            for s in &page {
+                if crate::routing::sends_to(&s.record.route(), me, peer) {
+                    n += 1;
+                    if n as usize >= cap {
+                        return Ok(n);
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.record.id.to_string()),
+                _ => break,
+            }
+        }
+    }
+    Ok(n)
+}
+
 /// Most checkpoints a store upgrade reads (a node has one per neighbour).
 const MAX_UPGRADE_PEERS: usize = 100_000;
 

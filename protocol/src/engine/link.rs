@@ -441,39 +441,17 @@ impl<K: Kv> Engine<K> {
     /// Records of kinds the peer's version cannot carry that the routing
     /// rule gives it, counted up to `cap`: they wait here for it to upgrade.
     /// The version is the current link's, or the one last completed with
-    /// the peer if the link is down (0 when the two never met: unknown, and
-    /// nothing is counted).
+    /// the peer if the link is down (nothing is counted for a peer never
+    /// met: its version is unknown).
     pub fn held_for_older_peer(&self, peer: &NodeId, cap: usize) -> Result<u64, StoreError> {
         let version = match self.links.get(peer) {
-            Some(l) => l.version,
-            None => {
-                let key = store::peer_version_key(peer);
-                match self.kv.get(&key)? {
-                    Some(_) => store::peer_version(&self.kv, peer)?,
-                    None => return Ok(0),
-                }
-            }
+            Some(l) => Some(l.version),
+            None => store::peer_version_known(&self.kv, peer)?,
         };
-        let mut n = 0;
-        for kind in Kind::ALL.into_iter().filter(|k| k.since_protocol() > version) {
-            let mut after: Option<String> = None;
-            loop {
-                let page = store::list_records(&self.kv, kind, "", after.as_deref(), 1024)?;
-                for s in &page {
-                    if sends_to(&s.record.route(), &self.me, peer) {
-                        n += 1;
-                        if n as usize >= cap {
-                            return Ok(n);
-                        }
-                    }
-                }
-                match page.last() {
-                    Some(last) if page.len() == 1024 => after = Some(last.record.id.to_string()),
-                    _ => break,
-                }
-            }
+        match version {
+            Some(v) => store::held_for_older_peer(&self.kv, &self.me, peer, v, cap),
+            None => Ok(0),
         }
-        Ok(n)
     }
 
     /// The protocol version of the link to `peer`, if it is up.

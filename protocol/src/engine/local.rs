@@ -52,13 +52,15 @@ pub struct NewWorker {
     pub wanted_work_type: Option<WorkType>,
 }
 
-/// A new service matter as the API receives it. It opens as `open`.
+/// A new service matter as the API receives it. A matter settled on the
+/// spot (a consultation answered at the desk) is recorded as resolved.
 #[derive(Debug, Clone)]
 pub struct NewMatter {
     pub category: MatterCategory,
     pub channel: Channel,
     pub key_group: Option<KeyGroup>,
     pub summary: String,
+    pub status: MatterStatus,
 }
 
 /// Changes to a matter; `None` leaves a field as it is. Resolving sets
@@ -326,9 +328,9 @@ impl<K: Kv> Engine<K> {
                 channel: m.channel,
                 key_group: m.key_group,
                 summary: m.summary,
-                status: MatterStatus::Open,
+                status: m.status,
                 opened_at: now,
-                resolved_at: None,
+                resolved_at: (m.status == MatterStatus::Resolved).then_some(now),
                 updated_at: now,
             }),
         };

@@ -81,6 +81,7 @@ impl Mesh {
                         channel: Channel::ALL[self.rng.below(4) as usize],
                         key_group: (self.rng.below(3) > 0).then(|| KeyGroup::ALL[self.rng.below(6) as usize]),
                         summary: format!("matter {}", self.rng.below(100_000)),
+                        status: if self.rng.below(5) == 0 { MatterStatus::Resolved } else { MatterStatus::Open },
                     };
                     self.engine_mut(i).open_matter(m, now)
                 }
