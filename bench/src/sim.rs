@@ -32,6 +32,7 @@ fn scenario(chaos_ms: u64) -> anyhow::Result<Scenario> {
         faults: FaultMix::default(),
         heal_deadline_ms: 120_000,
         crash_after_write: 0.02,
+        previous_release_share: 0.0,
     })
 }
 

@@ -62,6 +62,15 @@ struct PeerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MatterLabels {
+    /// `category`, `channel` or `key_group`.
+    by: &'static str,
+    value: String,
+    /// `opened`, `resolved` or `open_now`.
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OfficeLabels {
     node_id: String,
     tier: String,
@@ -106,6 +115,8 @@ pub struct LinkSample {
     pub connected: bool,
     /// Journal entries still to deliver (counted up to a cap).
     pub backlog: u64,
+    /// Records waiting for the peer to upgrade (counted up to a cap).
+    pub held_for_older_peer: u64,
     pub stats: LinkStats,
 }
 
@@ -118,6 +129,8 @@ pub struct OfficeSample {
     pub totals: Option<Totals>,
     pub age_s: Option<u64>,
     pub stale: bool,
+    /// The office's matter figures (`None`: no matters summary held here).
+    pub matters: Option<jobmesh_protocol::matters::MatterCounts>,
 }
 
 /// State read at scrape time.
@@ -134,6 +147,8 @@ pub struct Scrape {
     pub durable_seq: u64,
     /// Transport counters (connections, handshakes, bytes).
     pub transport: crate::transport::TransportSnapshot,
+    /// Matter figures summed over this node's subtree.
+    pub matters: jobmesh_protocol::matters::MatterFigures,
 }
 
 impl Metrics {
@@ -232,6 +247,8 @@ impl Metrics {
         let connected = Family::<PeerLabels, Gauge>::default();
         let backlog = Family::<PeerLabels, Gauge>::default();
         let last_contact = Family::<PeerLabels, Gauge>::default();
+        let protocol = Family::<PeerLabels, Gauge>::default();
+        let held = Family::<PeerLabels, Gauge>::default();
         let counters: [Described<LinkStats, u64>; 8] = [
             ("link_connects", "Connections established per link (reconnects)", |s| s.connects),
             ("link_batches_sent", "Batches sent per link", |s| s.batches_sent),
@@ -247,6 +264,10 @@ impl Metrics {
             let labels = PeerLabels { peer: l.peer.clone(), role: l.role };
             connected.get_or_create(&labels).set(i64::from(l.connected));
             backlog.get_or_create(&labels).set(l.backlog as i64);
+            held.get_or_create(&labels).set(l.held_for_older_peer as i64);
+            if l.stats.protocol > 0 {
+                protocol.get_or_create(&labels).set(i64::from(l.stats.protocol));
+            }
             if let Some(t) = l.stats.last_contact {
                 last_contact.get_or_create(&labels).set((t / 1000) as i64);
             }
@@ -256,6 +277,12 @@ impl Metrics {
         }
         reg.register("link_connected", "1 when the link to the peer is connected", connected);
         reg.register("link_backlog", "Journal entries still to deliver to the peer", backlog);
+        reg.register("link_protocol", "Protocol version negotiated with the peer (current or last link)", protocol);
+        reg.register(
+            "link_held_for_older_peer",
+            "Records waiting for the peer to upgrade: its protocol version cannot carry them",
+            held,
+        );
         reg.register("link_last_contact_seconds", "Unix time of the last frame from the peer", last_contact);
         for ((name, help, _), fam) in counters.iter().zip(families) {
             reg.register(*name, *help, fam);
@@ -288,6 +315,45 @@ impl Metrics {
             reg.register(*name, *help, fam);
         }
         reg.register("office_age_seconds", "Age of the office's latest summary held here", age);
+
+        let matter_office: [Described<jobmesh_protocol::matters::MatterCounts, i64>; 3] = [
+            ("office_matters_opened", "Service matters opened at the office", |c| c.opened),
+            ("office_matters_resolved", "Service matters resolved at the office", |c| c.resolved),
+            ("office_matters_open", "Service matters open now at the office", |c| c.open_now),
+        ];
+        let matter_fams: Vec<Family<OfficeLabels, Gauge>> = matter_office.iter().map(|_| Family::default()).collect();
+        for o in &scrape.offices {
+            let labels = OfficeLabels { node_id: o.node_id.clone(), tier: o.tier.clone() };
+            if let Some(c) = &o.matters {
+                for ((_, _, get), fam) in matter_office.iter().zip(&matter_fams) {
+                    fam.get_or_create(&labels).set(get(c));
+                }
+            }
+        }
+        for ((name, help, _), fam) in matter_office.iter().zip(matter_fams) {
+            reg.register(*name, *help, fam);
+        }
+        let m = &scrape.matters;
+        let by = Family::<MatterLabels, Gauge>::default();
+        for (dim, map) in [("category", &m.by_category), ("channel", &m.by_channel), ("key_group", &m.by_key_group)] {
+            for (value, c) in map {
+                for (status, v) in [("opened", c.opened), ("resolved", c.resolved), ("open_now", c.open_now)] {
+                    by.get_or_create(&MatterLabels { by: dim, value: value.clone(), status }).set(v);
+                }
+            }
+        }
+        reg.register(
+            "subtree_matters",
+            "Service matters of this node's subtree, by category, channel or key group",
+            by,
+        );
+        let median = prometheus_client::metrics::gauge::Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        median.set(m.median_days_to_resolve().unwrap_or(f64::NAN));
+        reg.register(
+            "subtree_matters_median_days_to_resolve",
+            "Median whole days from opening to resolving, over the subtree's resolved matters",
+            median,
+        );
         reg.register("office_stale", "1 when the office's figures are stale or it never reported", stale);
 
         let mut out = String::new();
@@ -316,7 +382,8 @@ mod tests {
                 role: "parent",
                 connected: true,
                 backlog: 7,
-                stats: LinkStats { connects: 2, ..Default::default() },
+                held_for_older_peer: 3,
+                stats: LinkStats { connects: 2, protocol: 1, ..Default::default() },
             }],
             offices: vec![OfficeSample {
                 node_id: "gz/a/x".into(),
@@ -324,6 +391,7 @@ mod tests {
                 totals: Some(Totals { postings_open: 4, ..Default::default() }),
                 age_s: Some(5),
                 stale: false,
+                matters: Some(jobmesh_protocol::matters::MatterCounts { opened: 9, resolved: 4, open_now: 5 }),
             }],
             ..Default::default()
         };
@@ -337,6 +405,9 @@ mod tests {
             "jobmesh_link_connects_total{peer=\"gz/a\",role=\"parent\"} 2",
             "jobmesh_office_postings_open{node_id=\"gz/a/x\",tier=\"county\"} 4",
             "jobmesh_office_age_seconds{node_id=\"gz/a/x\",tier=\"county\"} 5",
+            "jobmesh_link_protocol{peer=\"gz/a\",role=\"parent\"} 1",
+            "jobmesh_link_held_for_older_peer{peer=\"gz/a\",role=\"parent\"} 3",
+            "jobmesh_office_matters_open{node_id=\"gz/a/x\",tier=\"county\"} 5",
             "jobmesh_api_requests_total{route=\"/v1/postings\",method=\"GET\",status=\"200\"} 1",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");

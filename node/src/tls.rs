@@ -19,7 +19,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use jobmesh_protocol::wire::ALPN;
+use jobmesh_protocol::wire::ALPNS;
 use jobmesh_protocol::NodeId;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -204,7 +204,9 @@ impl NodeTls {
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())?;
-        cfg.alpn_protocols = vec![ALPN.to_vec()];
+        // Every protocol this build speaks, newest first: the server picks
+        // the first of its list the client offers (see `wire::ALPNS`).
+        cfg.alpn_protocols = ALPNS.iter().map(|a| a.to_vec()).collect();
         cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         cfg.send_tls13_tickets = 0;
         Ok(cfg)
@@ -223,7 +225,9 @@ impl NodeTls {
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
-        cfg.alpn_protocols = vec![ALPN.to_vec()];
+        // Every protocol this build speaks, newest first: the server picks
+        // the first of its list the client offers (see `wire::ALPNS`).
+        cfg.alpn_protocols = ALPNS.iter().map(|a| a.to_vec()).collect();
         cfg.resumption = rustls::client::Resumption::disabled();
         Ok(cfg)
     }

@@ -10,6 +10,7 @@
 pub mod engine;
 pub mod figures;
 pub mod kv;
+pub mod matters;
 pub mod node_id;
 pub mod record;
 pub mod routing;

@@ -1,4 +1,4 @@
-//! Records: the five kinds the mesh replicates, their ids, and the merge rule.
+//! Records: the kinds the mesh replicates, their ids, and the merge rule.
 //!
 //! Every record has exactly one writer, its origin; only the origin raises a
 //! record's version. Merge keeps the higher version, so replicas converge
@@ -16,6 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::figures::Figures;
+pub use crate::matters::{Matter, MattersSummary};
 use crate::node_id::{NodeId, NodeIdError};
 
 /// Longest free-text field (title, employer, wage, …), in bytes.
@@ -38,10 +39,25 @@ pub enum Kind {
     Worker,
     Placement,
     Summary,
+    /// A service matter (protocol 2).
+    Matter,
+    /// One office's matter figures (protocol 2).
+    MattersSummary,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Posting, Kind::Fill, Kind::Worker, Kind::Placement, Kind::Summary];
+    pub const ALL: [Kind; 7] =
+        [Kind::Posting, Kind::Fill, Kind::Worker, Kind::Placement, Kind::Summary, Kind::Matter, Kind::MattersSummary];
+
+    /// The first protocol version whose peers can decode this kind. A link
+    /// that negotiated an older version never carries it: such records wait
+    /// in the journal until the peer upgrades.
+    pub fn since_protocol(self) -> u32 {
+        match self {
+            Kind::Posting | Kind::Fill | Kind::Worker | Kind::Placement | Kind::Summary => 1,
+            Kind::Matter | Kind::MattersSummary => 2,
+        }
+    }
 
     /// The letter used in ids and store keys.
     pub fn letter(self) -> u8 {
@@ -51,6 +67,8 @@ impl Kind {
             Kind::Worker => b'w',
             Kind::Placement => b'l',
             Kind::Summary => b's',
+            Kind::Matter => b'm',
+            Kind::MattersSummary => b't',
         }
     }
 
@@ -65,6 +83,8 @@ impl Kind {
             Kind::Worker => "worker",
             Kind::Placement => "placement",
             Kind::Summary => "summary",
+            Kind::Matter => "matter",
+            Kind::MattersSummary => "matters_summary",
         }
     }
 }
@@ -109,7 +129,7 @@ impl RecordId {
             rest.bytes().next().and_then(Kind::from_letter).ok_or_else(|| RecordIdError::UnknownKind(s.to_owned()))?;
         let suffix = &rest[1..];
         let ok = match kind {
-            Kind::Summary => suffix.is_empty(),
+            Kind::Summary | Kind::MattersSummary => suffix.is_empty(),
             Kind::Fill => suffix
                 .strip_prefix('~')
                 .map(|p| RecordId::parse(p).map(|p| p.kind() == Kind::Posting).unwrap_or(false))
@@ -124,7 +144,7 @@ impl RecordId {
 
     /// The id of a counter-numbered record (posting, worker, placement).
     pub fn numbered(origin: &NodeId, kind: Kind, n: u64) -> RecordId {
-        debug_assert!(matches!(kind, Kind::Posting | Kind::Worker | Kind::Placement));
+        debug_assert!(matches!(kind, Kind::Posting | Kind::Worker | Kind::Placement | Kind::Matter));
         RecordId(format!("{}_{}{}", origin.dotted(), kind.letter() as char, n))
     }
 
@@ -136,6 +156,11 @@ impl RecordId {
     /// The id of `origin`'s summary record.
     pub fn summary(origin: &NodeId) -> RecordId {
         RecordId(format!("{}_s", origin.dotted()))
+    }
+
+    /// The id of `origin`'s matters summary record.
+    pub fn matters_summary(origin: &NodeId) -> RecordId {
+        RecordId(format!("{}_t", origin.dotted()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -341,6 +366,10 @@ pub enum Body {
     Worker(Worker),
     Placement(Placement),
     Summary(Summary),
+    /// Added in protocol 2: never sent to a peer that negotiated 1.
+    Matter(Matter),
+    /// Added in protocol 2: never sent to a peer that negotiated 1.
+    MattersSummary(MattersSummary),
 }
 
 impl Body {
@@ -351,6 +380,8 @@ impl Body {
             Body::Worker(_) => Kind::Worker,
             Body::Placement(_) => Kind::Placement,
             Body::Summary(_) => Kind::Summary,
+            Body::Matter(_) => Kind::Matter,
+            Body::MattersSummary(_) => Kind::MattersSummary,
         }
     }
 }
@@ -396,7 +427,9 @@ impl Record {
             Body::Posting(p) => (Some(p.audience.clone()), self.origin.clone()),
             Body::Fill(f) => (Some(f.audience.clone()), f.posting_origin.clone()),
             Body::Placement(l) => (None, l.worker_office.clone()),
-            Body::Worker(_) | Body::Summary(_) => (None, self.origin.clone()),
+            Body::Worker(_) | Body::Summary(_) | Body::Matter(_) | Body::MattersSummary(_) => {
+                (None, self.origin.clone())
+            }
         };
         RouteMeta { origin: self.origin.clone(), audience, home }
     }
@@ -482,6 +515,13 @@ impl Record {
             Body::Summary(s) => {
                 if *id != RecordId::summary(&self.origin) {
                     return Err(field("id", "is not the origin's summary id".into()));
+                }
+                s.figures.validate().map_err(|p| field("figures", p))?;
+            }
+            Body::Matter(m) => m.validate().map_err(|(name, p)| field(name, p))?,
+            Body::MattersSummary(s) => {
+                if *id != RecordId::matters_summary(&self.origin) {
+                    return Err(field("id", "is not the origin's matters summary id".into()));
                 }
                 s.figures.validate().map_err(|p| field("figures", p))?;
             }

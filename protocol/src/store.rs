@@ -8,6 +8,7 @@
 //! | `r{kind letter}/{record id}` | [`StoredRecord`]: journal seq + record |
 //! | `j{seq: u64 BE}` | [`JournalEntry`]: record key + routing metadata |
 //! | `c{peer id}` | u64 BE: checkpoint of that peer's journal |
+//! | `v{peer id}` | u32 BE: protocol version last completed with that peer (format 2) |
 //! | `n{posting id}` | u32 BE: sum of fills held for the posting |
 //! | `w{worker id}` | u32 BE: placements held for the worker |
 //! | `m{name}` | metadata (format, node id, last seq, id counter) |
@@ -27,13 +28,20 @@ use crate::node_id::NodeId;
 use crate::record::{merge, Body, Kind, Merge, Record, RecordId, RouteMeta};
 
 /// Format of the store written by this build. A store with a higher number
-/// is refused; lower numbers would be migrated (there are none yet).
-pub const STORE_FORMAT: u64 = 1;
+/// is refused; a lower one is upgraded in place at open ([`plan_upgrade`]).
+///
+/// - 1: 0.1.0.
+/// - 2: record kinds `m` (matter) and `t` (matters summary) may be stored,
+///   which 0.1.0 cannot decode, and `v{peer}` keys record the protocol
+///   version each peer last completed a link at.
+pub const STORE_FORMAT: u64 = 2;
 
 pub const META_FORMAT: &[u8] = b"mformat";
 pub const META_NODE: &[u8] = b"mnode";
 pub const META_SEQ: &[u8] = b"mseq";
 pub const META_COUNTER: &[u8] = b"mcounter";
+/// The format the store had before its last in-place upgrade.
+pub const META_UPGRADED_FROM: &[u8] = b"mupgraded_from";
 
 /// A record as stored, with the journal sequence of its current version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +75,10 @@ pub fn journal_key(seq: u64) -> Vec<u8> {
 
 pub fn checkpoint_key(peer: &NodeId) -> Vec<u8> {
     [b"c", peer.as_str().as_bytes()].concat()
+}
+
+pub fn peer_version_key(peer: &NodeId) -> Vec<u8> {
+    [b"v", peer.as_str().as_bytes()].concat()
 }
 
 pub fn filled_key(posting: &RecordId) -> Vec<u8> {
@@ -142,6 +154,85 @@ pub fn placed<K: Kv + ?Sized>(kv: &K, worker: &RecordId) -> Result<u32, StoreErr
 pub fn checkpoint<K: Kv + ?Sized>(kv: &K, peer: &NodeId) -> Result<u64, StoreError> {
     let key = checkpoint_key(peer);
     u64_value(&key, kv.get(&key)?)
+}
+
+/// The protocol version this node last completed a link with `peer` at:
+/// every record of a kind that version carries has been offered to the peer
+/// up to its checkpoint. A store without the key (upgraded from format 1, or
+/// a peer never met) says 1, the conservative answer: at worst the next link
+/// at a newer version backfills records the peer already holds.
+pub fn peer_version<K: Kv + ?Sized>(kv: &K, peer: &NodeId) -> Result<u32, StoreError> {
+    let key = peer_version_key(peer);
+    Ok(u32_value(&key, kv.get(&key)?)?.max(1))
+}
+
+/// The version last completed with `peer`, `None` if the store has no
+/// record of it (never met since format 2).
+pub fn peer_version_known<K: Kv + ?Sized>(kv: &K, peer: &NodeId) -> Result<Option<u32>, StoreError> {
+    let key = peer_version_key(peer);
+    kv.get(&key)?.map(|b| u32_value(&key, Some(b))).transpose()
+}
+
+/// Records held here of kinds protocol `version` cannot carry that the
+/// routing rule gives `peer`, counted up to `cap`: what waits for the peer
+/// to upgrade. Only the new kinds' records are read (they are few next to
+/// the journal).
+pub fn held_for_older_peer<K: Kv + ?Sized>(
+    kv: &K,
+    me: &NodeId,
+    peer: &NodeId,
+    version: u32,
+    cap: usize,
+) -> Result<u64, StoreError> {
+    const PAGE: usize = 1024;
+    let mut n = 0u64;
+    for kind in Kind::ALL.into_iter().filter(|k| k.since_protocol() > version) {
+        let mut after: Option<String> = None;
+        loop {
+            let page = list_records(kv, kind, "", after.as_deref(), PAGE)?;
+            for s in &page {
+                if crate::routing::sends_to(&s.record.route(), me, peer) {
+                    n += 1;
+                    if n as usize >= cap {
+                        return Ok(n);
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.record.id.to_string()),
+                _ => break,
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Most checkpoints a store upgrade reads (a node has one per neighbour).
+const MAX_UPGRADE_PEERS: usize = 100_000;
+
+/// The write that upgrades a store of an older format to [`STORE_FORMAT`],
+/// or `None` if it is current (or new). It is one atomic batch, so a crash
+/// at any moment leaves the store either entirely as it was or entirely
+/// upgraded, and the upgrade simply runs again at the next open.
+///
+/// Format 1 → 2 keeps every record, journal entry and checkpoint as it is
+/// (the encodings are unchanged: new kinds are new enum variants at the
+/// end), records for every peer with a checkpoint that it was met at
+/// protocol 1, and raises the format.
+pub fn plan_upgrade<K: Kv + ?Sized>(kv: &K) -> Result<Option<(u64, WriteBatch)>, StoreError> {
+    let format = u64_value(META_FORMAT, kv.get(META_FORMAT)?)?;
+    if format == 0 || format >= STORE_FORMAT {
+        return Ok(None);
+    }
+    let mut b = WriteBatch::default();
+    for (k, _) in kv.scan(b"c", &prefix_end(b"c"), MAX_UPGRADE_PEERS)? {
+        let mut v = k.clone();
+        v[0] = b'v';
+        b.put(v, 1u32.to_be_bytes().to_vec());
+    }
+    b.put(META_UPGRADED_FROM.to_vec(), format.to_be_bytes().to_vec());
+    b.put(META_FORMAT.to_vec(), STORE_FORMAT.to_be_bytes().to_vec());
+    Ok(Some((format, b)))
 }
 
 /// Records of one kind in id order, strictly after `after`, whose id starts

@@ -9,17 +9,34 @@
 //!
 //! Versioning: [`Frame`] is an enum of protocol versions. A message that has
 //! shipped never gains a field; new capabilities are new variants (or a
-//! `V2`), offered only to peers whose [`Hello`] advertised them.
+//! `V2`), offered only to peers that negotiated a version carrying them.
+//!
+//! Peers agree on a version in the QUIC handshake: each side offers the ALPN
+//! names of every version it speaks, newest first ([`ALPNS`]), and the
+//! server picks the first of its own list the client offered. 0.1.0 offers
+//! only `jobmesh/1`, so a link with it speaks 1. The hello then repeats the
+//! negotiated version, and a hello saying anything else closes the link.
+//! On a link at version 1 only [`Frame::V1`] frames are sent, and their
+//! records are only of kinds protocol 1 knows (see
+//! [`crate::record::Kind::since_protocol`]): 0.1.0 decodes `FrameV1`
+//! byte for byte as it shipped.
 
 use serde::{Deserialize, Serialize};
 
 use crate::node_id::NodeId;
 use crate::record::Record;
 
-/// QUIC application protocol name.
+/// QUIC application protocol name of protocol 1 (all that 0.1.0 offers).
 pub const ALPN: &[u8] = b"jobmesh/1";
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// QUIC application protocol name of protocol 2.
+pub const ALPN_V2: &[u8] = b"jobmesh/2";
+/// Every ALPN name this build offers, newest first: its own protocol and
+/// the previous one.
+pub const ALPNS: [&[u8]; 2] = [ALPN_V2, ALPN];
+/// The newest protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest protocol version this build still speaks (the previous one).
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
 /// Capability bits this build offers in its hello (none defined yet).
 pub const CAPABILITIES: u64 = 0;
 /// Largest frame body accepted, in bytes.
@@ -29,10 +46,53 @@ pub const MAX_BATCH_RECORDS: usize = 2048;
 /// Bytes of the length prefix.
 pub const LEN_PREFIX: usize = 4;
 
+/// The protocol version an ALPN name stands for, if this build speaks it.
+pub fn alpn_version(alpn: &[u8]) -> Option<u32> {
+    match alpn {
+        b"jobmesh/1" => Some(1),
+        b"jobmesh/2" => Some(2),
+        _ => None,
+    }
+}
+
 /// Every frame, by protocol version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
     V1(FrameV1),
+    /// Frames only a link at protocol 2 or later carries.
+    V2(FrameV2),
+}
+
+impl Frame {
+    /// The oldest protocol version that can carry this frame.
+    pub fn since_protocol(&self) -> u32 {
+        match self {
+            Frame::V1(FrameV1::Batch(b)) => b.records.iter().map(|r| r.kind().since_protocol()).max().unwrap_or(1),
+            Frame::V1(_) => 1,
+            Frame::V2(_) => 2,
+        }
+    }
+}
+
+/// Frames added in protocol 2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FrameV2 {
+    /// Records of kinds the peer's previous version could not carry, from
+    /// the part of the sender's journal the peer's checkpoint already covers
+    /// (they were held back while the link spoke the older version). They
+    /// are applied without moving the checkpoint.
+    Backfill(Backfill),
+    /// The receiver has durably applied the backfill through `through`.
+    BackfillAck(Ack),
+}
+
+/// A run of backfill: records from the sender's journal in `(from, through]`
+/// of the kinds the link's previous version could not carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backfill {
+    pub from: u64,
+    pub through: u64,
+    pub records: Vec<Record>,
 }
 
 /// Frames of protocol version 1.
@@ -115,6 +175,18 @@ impl Frame {
     /// Invariants a decoder checks beyond the encoding.
     pub fn validate(&self) -> Result<(), DecodeError> {
         match self {
+            Frame::V2(FrameV2::Backfill(b)) => {
+                if b.records.len() > MAX_BATCH_RECORDS {
+                    return Err(DecodeError::Invalid(format!(
+                        "backfill of {} records exceeds {MAX_BATCH_RECORDS}",
+                        b.records.len()
+                    )));
+                }
+                if b.from > b.through {
+                    return Err(DecodeError::Invalid(format!("backfill from {} > through {}", b.from, b.through)));
+                }
+                Ok(())
+            }
             Frame::V1(FrameV1::Batch(b)) => {
                 if b.records.len() > MAX_BATCH_RECORDS {
                     return Err(DecodeError::Invalid(format!(

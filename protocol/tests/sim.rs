@@ -80,7 +80,19 @@ fn scenario(name: &str, topology: Topology, net: NetConfig, chaos_ms: u64, write
         faults: FaultMix::default(),
         heal_deadline_ms: 120_000,
         crash_after_write: 0.02,
+        previous_release_share: 0.0,
     }
+}
+
+/// A province half on the previous release, upgraded office by office
+/// while links fail and nodes crash: nothing a protocol-1 office cannot
+/// decode reaches it, and once all are upgraded everything converges,
+/// matters held back below old offices included (the backfill).
+#[test]
+fn mixed_versions_upgraded_one_at_a_time() {
+    let mut s = scenario("mixed_1_2_4_8", Topology::generated("gz", &[2, 2, 2]), lossy(), 40_000, 25);
+    s.previous_release_share = 0.5;
+    run_all("mixed_versions_upgraded_one_at_a_time", &s, &seeds(12));
 }
 
 #[test]

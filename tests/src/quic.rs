@@ -97,7 +97,7 @@ pub enum ReadEnd {
 }
 
 impl RawPeer {
-    /// Connect to `server` with ALPN `jobmesh/1`, presenting `cert`/`key`
+    /// Connect to `server` with ALPN `jobmesh/2`, presenting `cert`/`key`
     /// as the client certificate. `Err` if the handshake fails.
     pub async fn connect(server: SocketAddr, cert: &Path, key: &Path) -> Result<RawPeer, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -108,7 +108,7 @@ impl RawPeer {
             .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
             .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
             .map_err(|e| format!("client cert: {e}"))?;
-        tls.alpn_protocols = vec![jobmesh_protocol::wire::ALPN.to_vec()];
+        tls.alpn_protocols = vec![jobmesh_protocol::wire::ALPN_V2.to_vec()];
         let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| format!("quic tls: {e}"))?;
         let mut client = quinn::ClientConfig::new(Arc::new(quic));
         let mut transport = quinn::TransportConfig::default();
@@ -263,7 +263,7 @@ impl RawServer {
             .with_client_cert_verifier(Arc::new(AnyClient(provider)))
             .with_single_cert(load_certs(cert)?, load_key(key)?)
             .map_err(|e| format!("server cert: {e}"))?;
-        tls.alpn_protocols = vec![jobmesh_protocol::wire::ALPN.to_vec()];
+        tls.alpn_protocols = vec![jobmesh_protocol::wire::ALPN_V2.to_vec()];
         let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| format!("quic tls: {e}"))?;
         Ok(quinn::ServerConfig::with_crypto(Arc::new(quic)))
     }

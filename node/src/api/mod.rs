@@ -23,6 +23,8 @@
 
 pub mod error;
 pub mod input;
+pub mod matters;
+pub mod matters_figures;
 pub mod page;
 pub mod paging;
 pub mod placements;
@@ -119,6 +121,8 @@ pub struct Api {
     offices: HashMap<NodeId, usize>,
     records: Cached<status::RecordCounts>,
     backlogs: Cached<std::collections::BTreeMap<NodeId, u64>>,
+    /// Records waiting for each neighbour to upgrade (see `status`).
+    held: Cached<std::collections::BTreeMap<NodeId, u64>>,
 }
 
 impl Api {
@@ -128,7 +132,7 @@ impl Api {
             .as_ref()
             .map(|t| t.offices.iter().enumerate().map(|(i, o)| (o.id.clone(), i)).collect())
             .unwrap_or_default();
-        Api { state, ctx, offices, records: Cached::default(), backlogs: Cached::default() }
+        Api { state, ctx, offices, records: Cached::default(), backlogs: Cached::default(), held: Cached::default() }
     }
 
     /// The topology's entry for an office, if there is a topology.
@@ -153,6 +157,8 @@ pub fn router(state: Arc<NodeState>, ctx: Arc<ApiContext>) -> axum::Router {
         .route("/v1/workers/:id", get(workers::get))
         .route("/v1/placements", get(placements::list).post(placements::create))
         .route("/v1/placements/:id", get(placements::get))
+        .route("/v1/matters", get(matters::list).post(matters::create))
+        .route("/v1/matters/:id", get(matters::get).patch(matters::patch))
         .route("/v1/summary", get(summary::get))
         .route("/v1/status", get(status::get))
         .route("/metrics", get(status::metrics))

@@ -39,6 +39,7 @@ pub struct RecordCounts {
     pub placements: u64,
     pub fills: u64,
     pub summaries: u64,
+    pub matters: u64,
 }
 
 /// One link as `/v1/status` shows it.
@@ -51,6 +52,12 @@ pub struct LinkView {
     /// Journal entries this node still has to deliver to the peer (counted
     /// over at most 100,000 entries past the peer's last ack).
     pub backlog: u64,
+    /// Protocol version of the link now (or when it was last up); `null`
+    /// if it has not been up since this node started.
+    pub protocol: Option<u32>,
+    /// Records this node holds for the peer that its protocol version
+    /// cannot carry: they wait here until the peer upgrades.
+    pub held_for_older_peer: u64,
     pub tier: String,
     pub name: Option<String>,
     pub stats: LinkStats,
@@ -102,6 +109,7 @@ impl Api {
                     placements: n(Kind::Placement)?,
                     fills: n(Kind::Fill)?,
                     summaries: n(Kind::Summary)?,
+                    matters: n(Kind::Matter)?,
                 })
             })
             .await
@@ -122,6 +130,31 @@ impl Api {
                     let entries = store::journal_range(&api.state.kv, p.stats.acked, last_seq, BACKLOG_CAP)?;
                     let n = entries.iter().filter(|(_, e)| routing::sends_to(&e.route, me, &p.id)).count();
                     out.insert(p.id, n as u64);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Records held back for each neighbour on an older protocol (cached
+    /// like the backlogs). The version is the link's, or the one last
+    /// completed with the peer while the link is down.
+    async fn held(self: &Arc<Self>) -> ApiResult<BTreeMap<NodeId, u64>> {
+        let api = self.clone();
+        self.held
+            .get(move || {
+                let kv = &api.state.kv;
+                let mut out = BTreeMap::new();
+                for p in api.peers() {
+                    let version = match p.stats.protocol {
+                        0 => store::peer_version_known(kv, &p.id)?,
+                        v => Some(v),
+                    };
+                    let n = match version {
+                        Some(v) => store::held_for_older_peer(kv, &api.state.me, &p.id, v, BACKLOG_CAP)?,
+                        None => 0,
+                    };
+                    out.insert(p.id, n);
                 }
                 Ok(out)
             })
@@ -153,9 +186,11 @@ impl Api {
             .collect()
     }
 
-    fn link_view(&self, p: Peer, backlogs: &BTreeMap<NodeId, u64>) -> LinkView {
+    fn link_view(&self, p: Peer, backlogs: &BTreeMap<NodeId, u64>, held: &BTreeMap<NodeId, u64>) -> LinkView {
         LinkView {
             backlog: backlogs.get(&p.id).copied().unwrap_or(0),
+            protocol: Some(p.stats.protocol).filter(|v| *v > 0),
+            held_for_older_peer: held.get(&p.id).copied().unwrap_or(0),
             connected: p.connected,
             last_contact: p.stats.last_contact.map(iso_time),
             tier: self.tier(&p.id),
@@ -170,15 +205,16 @@ impl Api {
 pub async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<StatusView>> {
     let records = api.record_counts().await?;
     let backlogs = api.backlogs().await?;
+    let held = api.held().await?;
     let (last_seq, durable_seq) = api.state.inspect(|e| (e.last_seq(), e.durable_seq()));
     let mut parent = None;
     let mut children = Vec::new();
     for p in api.peers() {
         if p.is_parent {
             let addr = api.ctx.parent.as_ref().filter(|(id, _)| *id == p.id).map(|(_, a)| a.clone());
-            parent = Some(ParentView { link: api.link_view(p, &backlogs), addr });
+            parent = Some(ParentView { link: api.link_view(p, &backlogs, &held), addr });
         } else {
-            children.push(api.link_view(p, &backlogs));
+            children.push(api.link_view(p, &backlogs, &held));
         }
     }
     Ok(Json(StatusView {
@@ -194,6 +230,7 @@ pub async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<StatusView>> {
 pub async fn metrics(State(api): State<Arc<Api>>) -> ApiResult<impl IntoResponse> {
     let records = api.record_counts().await?;
     let backlogs = api.backlogs().await?;
+    let held = api.held().await?;
     let links = api
         .peers()
         .into_iter()
@@ -202,13 +239,15 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> ApiResult<impl IntoResponse
             role: if p.is_parent { "parent" } else { "child" },
             connected: p.connected,
             backlog: backlogs.get(&p.id).copied().unwrap_or(0),
+            held_for_older_peer: held.get(&p.id).copied().unwrap_or(0),
             stats: p.stats,
         })
         .collect();
     let (last_seq, durable_seq) = api.state.inspect(|e| (e.last_seq(), e.durable_seq()));
     let api2 = api.clone();
-    let (offices, store_bytes) = blocking(move || -> ApiResult<_> {
+    let (offices, store_bytes, matters) = blocking(move || -> ApiResult<_> {
         let c = api2.collect(&api2.state.me)?;
+        let matters = super::matters_figures::collect(&api2.state.kv, &api2.state.me)?;
         let offices = c
             .rows
             .iter()
@@ -218,9 +257,11 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> ApiResult<impl IntoResponse
                 totals: r.summary.as_ref().map(|(_, f)| f.totals),
                 age_s: r.age_s,
                 stale: r.stale,
+                matters: matters.get(&r.node_id).map(|m| m.totals),
             })
             .collect::<Vec<_>>();
-        Ok((offices, api2.state.kv.size_on_disk()))
+        let subtree = super::matters_figures::subtree(&matters, &api2.state.me);
+        Ok((offices, api2.state.kv.size_on_disk(), subtree))
     })
     .await??;
     let scrape = Scrape {
@@ -230,6 +271,7 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> ApiResult<impl IntoResponse
             ("placement", records.placements),
             ("fill", records.fills),
             ("summary", records.summaries),
+            ("matter", records.matters),
         ],
         links,
         offices,
@@ -237,6 +279,7 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> ApiResult<impl IntoResponse
         last_seq,
         durable_seq,
         transport: api.ctx.transport.snapshot(),
+        matters,
     };
     let body = api.state.metrics.render(&scrape);
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))

@@ -218,6 +218,10 @@ pub struct NodeRow {
     /// Only with `?in_flight=true`: records the office holds of its own that
     /// have not reached this node yet.
     pub in_flight: Option<InFlight>,
+    /// The office's own matter figures; `null` if none are held here.
+    pub matters: Option<super::matters_figures::MatterTotals>,
+    /// Matter figures summed over the office's subtree (as held here).
+    pub matters_subtree: super::matters_figures::MatterTotals,
 }
 
 #[derive(Debug, Serialize)]
@@ -253,6 +257,8 @@ pub struct SummaryView {
     pub by_key_group: BTreeMap<String, GroupFigures>,
     /// The last 30 local days, oldest first.
     pub daily: Vec<DayRow>,
+    /// Service matters of the subtree: totals, breakdowns, 30-day trend.
+    pub matters: super::matters_figures::MattersView,
     pub nodes: Vec<NodeRow>,
 }
 
@@ -267,6 +273,7 @@ pub async fn get(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<
     let want_in_flight = q.bool("in_flight")?.unwrap_or(false);
     let view = blocking(move || -> ApiResult<SummaryView> {
         let c = api.collect(&root)?;
+        let matters = super::matters_figures::collect(&api.state.kv, &root)?;
         if root != me && c.rows.len() == 1 && c.rows[0].summary.is_none() && api.office(&root).is_none() {
             return Err(ApiError::NotFound(format!("node: {root} is not known at this node")));
         }
@@ -307,6 +314,10 @@ pub async fn get(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<
                 totals: r.summary.as_ref().map(|(_, f)| f.totals),
                 subtree: r.subtree,
                 in_flight,
+                matters: matters.get(&r.node_id).map(super::matters_figures::MatterTotals::of),
+                matters_subtree: super::matters_figures::MatterTotals::of(&super::matters_figures::subtree(
+                    &matters, &r.node_id,
+                )),
             });
         }
         let today = local_day(c.now);
@@ -327,6 +338,7 @@ pub async fn get(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<
             by_work_type: all.by_work_type,
             by_key_group: all.by_key_group,
             daily,
+            matters: super::matters_figures::view(&matters, &root, c.now),
             nodes,
         })
     })

@@ -661,3 +661,79 @@ async fn summary_at_the_root_of_the_province() {
     // Generous bound for a debug build on a busy machine.
     assert!(took < std::time::Duration::from_secs(10), "{took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matters_record_resolve_list_and_roll_up() {
+    let n = node(ApiContext::default()).await;
+    let (s, v) = n
+        .post(
+            "/v1/matters",
+            json!({"category": "rights_protection", "channel": "hotline_12333", "key_group": "migrant_worker",
+                   "summary": "wages unpaid for two months"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["status"], "open");
+    assert_eq!(v["resolved_at"], Value::Null);
+    let first = v["id"].as_str().unwrap().to_owned();
+    let (s, v) = n
+        .post(
+            "/v1/matters",
+            json!({"category": "policy_consultation", "channel": "walk_in", "summary": "subsidy for hiring",
+                   "status": "resolved"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert!(v["resolved_at"].is_string(), "resolved on the spot: {v}");
+    assert_eq!(v["key_group"], Value::Null);
+
+    let (s, v) = n.patch(&format!("/v1/matters/{first}"), json!({"status": "resolved"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["version"], 2);
+    assert!(v["resolved_at"].is_string());
+    let (s, v) = n.get(&format!("/v1/matters/{first}")).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("resolved")));
+    assert_eq!(n.count("matters").await, 2);
+    let (_, v) = n.get("/v1/matters?channel=walk_in").await;
+    assert_eq!(v["matters"].as_array().unwrap().len(), 1);
+    let (_, v) = n.get("/v1/matters?limit=1").await;
+    assert_eq!(v["matters"].as_array().unwrap().len(), 1);
+    let next = v["next"].as_str().unwrap().to_owned();
+    let (_, v) = n.get(&format!("/v1/matters?limit=1&after={next}")).await;
+    assert_ne!(v["matters"][0]["id"].as_str(), Some(next.as_str()), "pages are disjoint");
+
+    for (body, field) in [
+        (json!({"category": "gossip", "channel": "walk_in", "summary": "x"}), "category"),
+        (json!({"category": "other", "summary": "x"}), "channel"),
+        (json!({"category": "other", "channel": "fax", "summary": "x"}), "channel"),
+        (json!({"category": "other", "channel": "online", "summary": " "}), "summary"),
+        (json!({"category": "other", "channel": "online", "summary": "x".repeat(300)}), "summary"),
+        (json!({"category": "other", "channel": "online", "summary": "x", "key_group": "giants"}), "key_group"),
+        (json!({"category": "other", "channel": "online", "summary": "x", "status": "pending"}), "status"),
+        (json!({"category": "other", "channel": "online", "summary": "x", "colour": "red"}), "colour"),
+    ] {
+        let (s, v) = n.post("/v1/matters", body.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body} → {v}");
+        assert!(error_of(&v).contains(field), "{body}: the error names {field}: {v}");
+    }
+    assert_eq!(n.count("matters").await, 2, "refused input stored nothing");
+    let (s, v) = n.get("/v1/matters/gz.a.x_m999").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, v) = n.get("/v1/matters?status=maybe").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+
+    n.state.with_engine(|e| e.handle_timeout(now_ms() + 2_000)).unwrap();
+    let (s, v) = n.get("/v1/summary").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let m = &v["matters"];
+    assert_eq!((m["opened"].as_i64(), m["resolved"].as_i64(), m["open_now"].as_i64()), (Some(2), Some(2), Some(0)));
+    assert_eq!(m["by_channel"]["hotline_12333"]["resolved"], 1);
+    assert_eq!(m["by_key_group"]["migrant_worker"]["opened"], 1);
+    assert_eq!(m["median_days_to_resolve"], 0.0);
+    assert_eq!(m["daily"].as_array().unwrap().last().unwrap()["opened"], 2);
+    assert_eq!(v["nodes"][0]["matters"]["opened"], 2);
+    let (_, text) = n.get("/metrics").await;
+    let text = text.as_str().unwrap_or_default().to_owned();
+    assert!(text.contains("jobmesh_office_matters_opened{node_id=\"gz/a/x\",tier=\"county\"} 2"), "{text}");
+    assert!(text.contains("jobmesh_records{kind=\"matter\"} 2"), "{text}");
+}

@@ -62,6 +62,17 @@ impl LinkEnd {
     }
 }
 
+/// The protocol version the handshake's ALPN settled on. rustls refuses a
+/// handshake without a common ALPN name, so the fallback (the oldest
+/// version spoken) is only for a handshake that reports none.
+fn negotiated_version(conn: &quinn::Connection) -> u32 {
+    conn.handshake_data()
+        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol)
+        .and_then(|p| jobmesh_protocol::wire::alpn_version(&p))
+        .unwrap_or(jobmesh_protocol::wire::MIN_PROTOCOL_VERSION)
+}
+
 /// Run one link session to its end. `send`/`recv` is the link's stream.
 pub(super) async fn run(
     ctx: &LinkCtx,
@@ -82,7 +93,9 @@ pub(super) async fn run(
     ctx.stats.link_up();
     info!(remote = %conn.remote_address(), "link up");
 
-    let end = match ctx.state.with_engine(|e| e.link_up(&peer, now_ms())) {
+    let version = negotiated_version(&conn);
+    info!(protocol = version, "protocol negotiated");
+    let end = match ctx.state.with_engine(|e| e.link_up_at(&peer, version, now_ms())) {
         Err(e) => LinkEnd::Refused(e.to_string()),
         Ok(()) => {
             tokio::select! {

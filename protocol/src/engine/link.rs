@@ -8,16 +8,30 @@
 //! applies only a batch that starts at or before its checkpoint, answers a
 //! gap with a nack, and a sender with no ack progress for `rto_ms` goes back
 //! to the last ack.
+//!
+//! Versions: a link speaks the protocol version the transport negotiated
+//! (see [`crate::wire`]). The journal walk skips records of kinds that
+//! version cannot carry; they are counted as held for the peer. Because the
+//! peer's checkpoint still moves past them, a link that comes up at a newer
+//! version than this node last completed with that peer (`v{peer}` in the
+//! store) first runs a **backfill**: a second walk of the journal from the
+//! start to the peer's resume point that sends only the kinds the older
+//! version could not carry, in [`FrameV2::Backfill`] frames the peer applies
+//! without moving its checkpoint. Once the peer has acknowledged the whole
+//! backfill, `v{peer}` is raised; until then every reconnect backfills again
+//! (merge is idempotent, so a repeat costs bandwidth, never correctness).
 
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, EngineConfig, Event, LinkError, Transmit};
 use crate::kv::{Kv, StoreError};
 use crate::node_id::NodeId;
-use crate::record::{Body, Record};
+use crate::record::{Body, Kind, Record};
 use crate::routing::{authorize, sends_to, RejectReason};
-use crate::store::{self, checkpoint_key};
-use crate::wire::{Ack, Batch, Frame, FrameV1, Hello, Nack, CAPABILITIES, PROTOCOL_VERSION};
+use crate::store::{self, checkpoint_key, JournalEntry};
+use crate::wire::{
+    Ack, Backfill, Batch, Frame, FrameV1, FrameV2, Hello, Nack, CAPABILITIES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 
 /// Counters per neighbour, kept across reconnects for metrics and status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +50,24 @@ pub struct LinkStats {
     pub checkpoint: u64,
     /// Last time (Unix ms) a frame arrived from the peer.
     pub last_contact: Option<u64>,
+    /// Protocol version of the current (or last) connection; 0 if never up.
+    pub protocol: u32,
+    /// Records sent in backfill frames (see the module docs).
+    pub backfilled: u64,
+    /// The link is backfilling after the peer's version rose.
+    pub backfilling: bool,
+}
+
+/// The backfill walk of one link (see the module docs).
+struct BackfillWalk {
+    /// Kinds newer than this version are backfilled.
+    from_version: u32,
+    /// Journal walked and acknowledged through here.
+    pos: u64,
+    /// The peer's resume point at hello: the end of the walk.
+    end: u64,
+    /// `through` of the backfill frame in flight, and when it was sent.
+    in_flight: Option<(u64, u64)>,
 }
 
 pub(super) struct Link {
@@ -55,6 +87,15 @@ pub(super) struct Link {
     last_rewind: Option<(u64, u64)>,
     /// This node's checkpoint of the peer's journal (as written).
     checkpoint: u64,
+    /// The protocol version the transport negotiated for this connection.
+    version: u32,
+    /// The version this node last completed with the peer (from the store).
+    completed_version: u32,
+    /// Nothing is sent until this write generation is durable (set when the
+    /// peer's version went down, so the lower `v{peer}` is on disk before
+    /// the checkpoint can pass a record the peer did not get).
+    send_after_gen: u64,
+    backfill: Option<BackfillWalk>,
 }
 
 impl Link {
@@ -67,6 +108,9 @@ impl Link {
             t.push(self.last_progress_at + cfg.rto_ms);
         } else if self.peer_hello && self.scan_pos > self.sent_through {
             t.push(self.last_sent_at + cfg.progress_idle_ms);
+        }
+        if let Some((_, at)) = self.backfill.as_ref().and_then(|b| b.in_flight) {
+            t.push(at + cfg.rto_ms);
         }
         t.into_iter().min()
     }
@@ -98,15 +142,28 @@ fn approx_size(r: &Record) -> usize {
                     + (f.by_work_type.len() + f.by_key_group.len() + f.daily.len()) * 48
                     + 128
             }
+            Body::Matter(m) => s(&m.summary) + 40,
+            Body::MattersSummary(m) => {
+                let f = &m.figures;
+                (f.by_category.len() + f.by_channel.len() + f.by_key_group.len() + f.daily.len() + f.resolve_days.len())
+                    * 48
+                    + 128
+            }
         }
+}
+
+/// The kind of the record a journal entry names (the key's second byte).
+fn entry_kind(e: &JournalEntry) -> Option<Kind> {
+    e.key.get(1).copied().and_then(Kind::from_letter)
 }
 
 impl<K: Kv> Engine<K> {
     fn hello(&self, peer: &NodeId, seen_yours: bool) -> Result<Transmit, StoreError> {
+        let protocol = self.links.get(peer).map(|l| l.version).unwrap_or(PROTOCOL_VERSION);
         Ok(Transmit {
             peer: peer.clone(),
             frame: Frame::V1(FrameV1::Hello(Hello {
-                protocol: PROTOCOL_VERSION,
+                protocol,
                 capabilities: CAPABILITIES,
                 node_id: self.me.clone(),
                 resume_after: store::checkpoint(&self.kv, peer)?,
@@ -115,10 +172,19 @@ impl<K: Kv> Engine<K> {
         })
     }
 
-    /// A connection to `peer` opened. `peer` must be this node's parent or a
-    /// direct child (the transport checked its certificate).
+    /// A connection to `peer` opened at this build's newest protocol.
     pub fn link_up(&mut self, peer: &NodeId, now: u64) -> Result<(), LinkError> {
+        self.link_up_at(peer, PROTOCOL_VERSION, now)
+    }
+
+    /// A connection to `peer` opened, speaking `protocol` (what the
+    /// transport negotiated). `peer` must be this node's parent or a direct
+    /// child (the transport checked its certificate).
+    pub fn link_up_at(&mut self, peer: &NodeId, protocol: u32, now: u64) -> Result<(), LinkError> {
         self.now = self.now.max(now);
+        if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&protocol) {
+            return Err(LinkError::Version { theirs: protocol, ours: PROTOCOL_VERSION });
+        }
         if self.parent.as_ref() != Some(peer) && !self.me.is_parent_of(peer) {
             return Err(LinkError::NotANeighbour(RejectReason::NotANeighbour {
                 peer: peer.clone(),
@@ -127,9 +193,22 @@ impl<K: Kv> Engine<K> {
         }
         self.drop_link_frames(peer);
         let checkpoint = store::checkpoint(&self.kv, peer)?;
+        let completed_version = store::peer_version(&self.kv, peer)?;
+        let mut send_after_gen = 0;
+        if protocol < completed_version {
+            // The peer went back to an older version: what it cannot carry
+            // from now on must be backfilled when it upgrades again.
+            let mut b = crate::kv::WriteBatch::default();
+            b.put(store::peer_version_key(peer), protocol.to_be_bytes().to_vec());
+            self.kv.write(b)?;
+            self.write_gen += 1;
+            send_after_gen = self.write_gen;
+        }
         let stats = self.stats.entry(peer.clone()).or_default();
         stats.connects += 1;
         stats.checkpoint = checkpoint;
+        stats.protocol = protocol;
+        stats.backfilling = false;
         self.links.insert(
             peer.clone(),
             Link {
@@ -144,6 +223,10 @@ impl<K: Kv> Engine<K> {
                 last_sent_at: self.now,
                 last_rewind: None,
                 checkpoint,
+                version: protocol,
+                completed_version: completed_version.min(protocol),
+                send_after_gen,
+                backfill: None,
             },
         );
         let hello = self.hello(peer, false)?;
@@ -172,18 +255,27 @@ impl<K: Kv> Engine<K> {
         if let Some(s) = self.stats.get_mut(peer) {
             s.last_contact = Some(self.now);
         }
-        let Frame::V1(frame) = frame;
+        let version = self.links.get(peer).map(|l| l.version).unwrap_or(PROTOCOL_VERSION);
+        if frame.since_protocol() > version {
+            return Err(LinkError::Refused(RejectReason::Malformed {
+                peer: peer.clone(),
+                problem: format!("a frame of protocol {} on a link at protocol {version}", frame.since_protocol()),
+            }));
+        }
         match frame {
-            FrameV1::Hello(h) => self.on_hello(peer, h),
-            FrameV1::Batch(b) => self.on_batch(peer, b),
-            FrameV1::Ack(a) => self.on_ack(peer, a).map_err(LinkError::from),
-            FrameV1::Nack(n) => self.on_nack(peer, n).map_err(LinkError::from),
+            Frame::V1(FrameV1::Hello(h)) => self.on_hello(peer, h),
+            Frame::V1(FrameV1::Batch(b)) => self.on_batch(peer, b),
+            Frame::V1(FrameV1::Ack(a)) => self.on_ack(peer, a).map_err(LinkError::from),
+            Frame::V1(FrameV1::Nack(n)) => self.on_nack(peer, n).map_err(LinkError::from),
+            Frame::V2(FrameV2::Backfill(b)) => self.on_backfill(peer, b),
+            Frame::V2(FrameV2::BackfillAck(a)) => self.on_backfill_ack(peer, a).map_err(LinkError::from),
         }
     }
 
     fn on_hello(&mut self, peer: &NodeId, h: Hello) -> Result<(), LinkError> {
-        if h.protocol != PROTOCOL_VERSION {
-            return Err(LinkError::Version { theirs: h.protocol, ours: PROTOCOL_VERSION });
+        let version = self.links.get(peer).map(|l| l.version).unwrap_or(PROTOCOL_VERSION);
+        if h.protocol != version {
+            return Err(LinkError::Version { theirs: h.protocol, ours: version });
         }
         if &h.node_id != peer {
             return Err(LinkError::IdMismatch { claimed: h.node_id, peer: peer.clone() });
@@ -212,8 +304,14 @@ impl<K: Kv> Engine<K> {
             link.scan_pos = resume;
             link.acked = resume;
             link.last_sent_at = self.now;
+            let backfill = link.version > link.completed_version;
+            if backfill {
+                link.backfill =
+                    Some(BackfillWalk { from_version: link.completed_version, pos: 0, end: resume, in_flight: None });
+            }
             if let Some(s) = self.stats.get_mut(peer) {
                 s.acked = resume;
+                s.backfilling = backfill;
             }
             self.events.push_back(Event::LinkReady { peer: peer.clone(), resume_after: resume });
             reply = true;
@@ -224,6 +322,141 @@ impl<K: Kv> Engine<K> {
         }
         self.pump(peer)?;
         Ok(())
+    }
+
+    /// Records the peer held back while this link spoke an older version:
+    /// apply them like a batch, but leave the checkpoint where it is.
+    fn on_backfill(&mut self, peer: &NodeId, b: Backfill) -> Result<(), LinkError> {
+        for r in &b.records {
+            if let Err(reason) = authorize(&self.me, peer, r) {
+                if let Some(s) = self.stats.get_mut(peer) {
+                    s.refused += 1;
+                }
+                self.events.push_back(Event::Refused { peer: peer.clone(), reason: reason.clone() });
+                return Err(LinkError::Refused(reason));
+            }
+        }
+        let count = b.records.len();
+        if count > 0 {
+            let finished = {
+                let mut a = store::Applier::new(&self.kv, self.last_seq);
+                for r in b.records {
+                    a.merge(r)?;
+                }
+                a.finish()
+            };
+            let changes = self.commit(finished)?;
+            if let Some(s) = self.stats.get_mut(peer) {
+                s.records_applied += count as u64;
+            }
+            self.events.push_back(Event::Applied {
+                peer: peer.clone(),
+                records: count,
+                changed: changes.len(),
+                through: self.links.get(peer).map(|l| l.checkpoint).unwrap_or(0),
+            });
+        }
+        self.hold_frame(peer, Frame::V2(FrameV2::BackfillAck(Ack { through: b.through })));
+        Ok(())
+    }
+
+    fn on_backfill_ack(&mut self, peer: &NodeId, a: Ack) -> Result<(), StoreError> {
+        let Some(link) = self.links.get_mut(peer) else { return Ok(()) };
+        let Some(walk) = link.backfill.as_mut() else { return Ok(()) };
+        if walk.in_flight.map(|(t, _)| t) != Some(a.through) {
+            return Ok(());
+        }
+        walk.pos = a.through;
+        walk.in_flight = None;
+        if walk.pos >= walk.end {
+            // The peer holds every record its older version missed, up to
+            // where the normal walk started: the link is now complete at
+            // its version.
+            let version = link.version;
+            link.backfill = None;
+            link.completed_version = version;
+            let mut b = crate::kv::WriteBatch::default();
+            b.put(store::peer_version_key(peer), version.to_be_bytes().to_vec());
+            self.kv.write(b)?;
+            self.write_gen += 1;
+            if let Some(s) = self.stats.get_mut(peer) {
+                s.backfilling = false;
+            }
+            return Ok(());
+        }
+        self.pump_backfill(peer)
+    }
+
+    /// Send the next backfill frame if none is in flight.
+    fn pump_backfill(&mut self, peer: &NodeId) -> Result<(), StoreError> {
+        let now = self.now;
+        loop {
+            let Some(link) = self.links.get(peer) else { return Ok(()) };
+            let Some(walk) = link.backfill.as_ref() else { return Ok(()) };
+            if !link.peer_hello || walk.in_flight.is_some() || self.durable_gen < link.send_after_gen {
+                return Ok(());
+            }
+            let (start, end, old, new) = (walk.pos, walk.end, walk.from_version, link.version);
+            let entries = store::journal_range(&self.kv, start, end, self.cfg.scan_limit)?;
+            let mut records = Vec::new();
+            let mut through = if entries.len() < self.cfg.scan_limit { end } else { start };
+            for (seq, entry) in &entries {
+                through = *seq;
+                let carried_now =
+                    entry_kind(entry).is_some_and(|k| k.since_protocol() > old && k.since_protocol() <= new);
+                if carried_now && sends_to(&entry.route, &self.me, peer) {
+                    records.push(self.read_entry(*seq, entry)?);
+                    if records.len() >= self.cfg.batch_records {
+                        break;
+                    }
+                }
+            }
+            if records.len() < self.cfg.batch_records && entries.len() < self.cfg.scan_limit {
+                through = end;
+            }
+            let Some(walk) = self.links.get_mut(peer).and_then(|l| l.backfill.as_mut()) else { return Ok(()) };
+            if records.is_empty() && through < end && through - start < self.cfg.progress_every {
+                walk.pos = through;
+                continue;
+            }
+            walk.in_flight = Some((through, now));
+            if let Some(s) = self.stats.get_mut(peer) {
+                s.backfilled += records.len() as u64;
+            }
+            let frame = Frame::V2(FrameV2::Backfill(Backfill { from: start, through, records }));
+            self.transmits.push_back(Transmit { peer: peer.clone(), frame });
+            return Ok(());
+        }
+    }
+
+    fn read_entry(&self, seq: u64, entry: &JournalEntry) -> Result<Record, StoreError> {
+        let stored = self.kv.get(&entry.key)?.ok_or_else(|| StoreError::Corrupt {
+            key: String::from_utf8_lossy(&entry.key).into_owned(),
+            problem: format!("journal entry {seq} names a record that is not stored"),
+        })?;
+        let stored: store::StoredRecord = store::decode(&entry.key, &stored)?;
+        Ok(stored.record)
+    }
+
+    /// Records of kinds the peer's version cannot carry that the routing
+    /// rule gives it, counted up to `cap`: they wait here for it to upgrade.
+    /// The version is the current link's, or the one last completed with
+    /// the peer if the link is down (nothing is counted for a peer never
+    /// met: its version is unknown).
+    pub fn held_for_older_peer(&self, peer: &NodeId, cap: usize) -> Result<u64, StoreError> {
+        let version = match self.links.get(peer) {
+            Some(l) => Some(l.version),
+            None => store::peer_version_known(&self.kv, peer)?,
+        };
+        match version {
+            Some(v) => store::held_for_older_peer(&self.kv, &self.me, peer, v, cap),
+            None => Ok(0),
+        }
+    }
+
+    /// The protocol version of the link to `peer`, if it is up.
+    pub fn link_version(&self, peer: &NodeId) -> Option<u32> {
+        self.links.get(peer).map(|l| l.version)
     }
 
     fn on_batch(&mut self, peer: &NodeId, b: Batch) -> Result<(), LinkError> {
@@ -281,7 +514,11 @@ impl<K: Kv> Engine<K> {
 
     /// Queue an ack that leaves only once everything written so far is durable.
     fn hold_ack(&mut self, peer: &NodeId, through: u64) {
-        let t = Transmit { peer: peer.clone(), frame: Frame::V1(FrameV1::Ack(Ack { through })) };
+        self.hold_frame(peer, Frame::V1(FrameV1::Ack(Ack { through })));
+    }
+
+    fn hold_frame(&mut self, peer: &NodeId, frame: Frame) {
+        let t = Transmit { peer: peer.clone(), frame };
         if self.write_gen <= self.durable_gen {
             self.transmits.push_back(t);
         } else {
@@ -359,6 +596,11 @@ impl<K: Kv> Engine<K> {
                 s.rewinds += 1;
             }
         }
+        if let Some(walk) = self.links.get_mut(peer).and_then(|l| l.backfill.as_mut()) {
+            if walk.in_flight.is_some_and(|(_, at)| now >= at + cfg.rto_ms) {
+                walk.in_flight = None;
+            }
+        }
         self.pump(peer)?;
         let Some(link) = self.links.get_mut(peer) else { return Ok(()) };
         if link.peer_hello
@@ -374,11 +616,17 @@ impl<K: Kv> Engine<K> {
     /// Walk the durable journal for `peer` and send what the routing rule
     /// gives it, keeping at most `window` batches in flight.
     pub(super) fn pump(&mut self, peer: &NodeId) -> Result<(), StoreError> {
+        self.pump_backfill(peer)?;
         loop {
             let Some(link) = self.links.get(peer) else { return Ok(()) };
-            if !link.peer_hello || link.in_flight.len() >= self.cfg.window || link.scan_pos >= self.durable_seq {
+            if !link.peer_hello
+                || link.in_flight.len() >= self.cfg.window
+                || link.scan_pos >= self.durable_seq
+                || self.durable_gen < link.send_after_gen
+            {
                 return Ok(());
             }
+            let version = link.version;
             let start = link.scan_pos;
             let entries = store::journal_range(&self.kv, start, self.durable_seq, self.cfg.scan_limit)?;
             let mut records = Vec::new();
@@ -387,14 +635,14 @@ impl<K: Kv> Engine<K> {
             let mut full = false;
             for (seq, entry) in &entries {
                 end = *seq;
-                if sends_to(&entry.route, &self.me, peer) {
-                    let stored = self.kv.get(&entry.key)?.ok_or_else(|| StoreError::Corrupt {
-                        key: String::from_utf8_lossy(&entry.key).into_owned(),
-                        problem: format!("journal entry {seq} names a record that is not stored"),
-                    })?;
-                    let stored: store::StoredRecord = store::decode(&entry.key, &stored)?;
-                    bytes += approx_size(&stored.record);
-                    records.push(stored.record);
+                // A kind the link's version cannot carry is held back: it
+                // waits in the journal, and the backfill sends it once the
+                // peer speaks a version that carries it.
+                let carried = entry_kind(entry).is_some_and(|k| k.since_protocol() <= version);
+                if carried && sends_to(&entry.route, &self.me, peer) {
+                    let record = self.read_entry(*seq, entry)?;
+                    bytes += approx_size(&record);
+                    records.push(record);
                     if records.len() >= self.cfg.batch_records || bytes >= self.cfg.batch_bytes {
                         full = true;
                         break;

@@ -1,4 +1,5 @@
-//! Writes made at this node (the API's postings, workers and placements).
+//! Writes made at this node (the API's postings, workers, placements and
+//! service matters).
 //!
 //! Each call is one atomic store write; the returned [`Written::gen`] tells
 //! the driver when it is durable (`durable_gen() >= gen`), which is when the
@@ -6,6 +7,7 @@
 
 use super::Engine;
 use crate::kv::{Kv, StoreError};
+use crate::matters::{Channel, Matter, MatterCategory, MatterStatus};
 use crate::node_id::NodeId;
 use crate::record::{
     Body, Fill, KeyGroup, Kind, Placement, Posting, PostingStatus, Record, RecordError, RecordId, WorkType, Worker,
@@ -48,6 +50,28 @@ pub struct NewWorker {
     pub phone: Option<String>,
     pub skills: Vec<String>,
     pub wanted_work_type: Option<WorkType>,
+}
+
+/// A new service matter as the API receives it. A matter settled on the
+/// spot (a consultation answered at the desk) is recorded as resolved.
+#[derive(Debug, Clone)]
+pub struct NewMatter {
+    pub category: MatterCategory,
+    pub channel: Channel,
+    pub key_group: Option<KeyGroup>,
+    pub summary: String,
+    pub status: MatterStatus,
+}
+
+/// Changes to a matter; `None` leaves a field as it is. Resolving sets
+/// `resolved_at`; reopening clears it.
+#[derive(Debug, Clone, Default)]
+pub struct MatterPatch {
+    pub category: Option<MatterCategory>,
+    pub channel: Option<Channel>,
+    pub key_group: Option<Option<KeyGroup>>,
+    pub summary: Option<String>,
+    pub status: Option<MatterStatus>,
 }
 
 /// What a local write stored, and the write generation to wait for.
@@ -290,5 +314,72 @@ impl<K: Kv> Engine<K> {
             }),
         };
         self.write_local(vec![placement, fill], now)
+    }
+
+    /// Record a service matter handled here.
+    pub fn open_matter(&mut self, m: NewMatter, now: u64) -> Result<Written, WriteError> {
+        let id = self.next_id(Kind::Matter);
+        let rec = Record {
+            id,
+            origin: self.me.clone(),
+            version: 1,
+            body: Body::Matter(Matter {
+                category: m.category,
+                channel: m.channel,
+                key_group: m.key_group,
+                summary: m.summary,
+                status: m.status,
+                opened_at: now,
+                resolved_at: (m.status == MatterStatus::Resolved).then_some(now),
+                updated_at: now,
+            }),
+        };
+        if let Err(e) = rec.validate() {
+            self.counter -= 1;
+            return Err(e.into());
+        }
+        self.write_local(vec![rec], now)
+    }
+
+    /// Change a matter recorded here (resolve it, correct its fields).
+    pub fn update_matter(&mut self, id: &RecordId, patch: MatterPatch, now: u64) -> Result<Written, WriteError> {
+        let held = store::get_record(&self.kv, id)?
+            .filter(|s| s.record.kind() == Kind::Matter)
+            .ok_or_else(|| WriteError::NotFound { field: "matter", id: id.to_string() })?;
+        if held.record.origin != self.me {
+            return Err(WriteError::NotOrigin { id: id.to_string(), origin: held.record.origin });
+        }
+        let Body::Matter(mut m) = held.record.body else {
+            return Err(WriteError::NotFound { field: "matter", id: id.to_string() });
+        };
+        let before = m.clone();
+        if let Some(v) = patch.category {
+            m.category = v;
+        }
+        if let Some(v) = patch.channel {
+            m.channel = v;
+        }
+        if let Some(v) = patch.key_group {
+            m.key_group = v;
+        }
+        if let Some(v) = patch.summary {
+            m.summary = v;
+        }
+        if let Some(v) = patch.status {
+            if v != m.status {
+                m.resolved_at = (v == MatterStatus::Resolved).then_some(now.max(m.opened_at));
+            }
+            m.status = v;
+        }
+        let version = if m == before { held.record.version } else { held.record.version + 1 };
+        if m != before {
+            m.updated_at = now;
+        }
+        let rec = Record { id: id.clone(), origin: self.me.clone(), version, body: Body::Matter(m) };
+        if version == held.record.version {
+            // Nothing changed: no new version, nothing to replicate.
+            return Ok(Written { records: vec![rec], gen: self.write_gen });
+        }
+        self.write_local(vec![rec], now)
     }
 }

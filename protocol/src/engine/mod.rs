@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::figures::Figures;
 use crate::kv::{Kv, StoreError};
+use crate::matters::MatterFigures;
 use crate::node_id::NodeId;
 use crate::record::RecordId;
 use crate::routing::RejectReason;
@@ -157,6 +158,8 @@ pub struct Engine<K: Kv> {
     held_acks: VecDeque<(u64, Transmit)>,
     events: VecDeque<Event>,
     figures: Figures,
+    /// This node's own matter figures, published as its matters summary.
+    matter_figures: MatterFigures,
     summary_dirty: bool,
     last_summary_at: Option<u64>,
     now: u64,
@@ -170,8 +173,15 @@ impl<K: Kv> Engine<K> {
         let format = u64_value(META_FORMAT, kv.get(META_FORMAT)?)?;
         if format > STORE_FORMAT {
             return Err(StoreError::Incompatible(format!(
-                "the store has format {format}, newer than this build's {STORE_FORMAT}: run a newer jobmesh"
+                "the store has format {format}, newer than the format {STORE_FORMAT} this build (jobmesh {}) reads: \
+                 run the newer jobmesh that wrote it; nothing was changed",
+                env!("CARGO_PKG_VERSION")
             )));
+        }
+        if let Some((_from, upgrade)) = store::plan_upgrade(&kv)? {
+            // One atomic write (see `plan_upgrade`); it becomes durable with
+            // the node's first flush, and runs again if a crash comes first.
+            kv.write(upgrade)?;
         }
         match kv.get(META_NODE)? {
             Some(held) if held != me.as_str().as_bytes() => {
@@ -191,6 +201,7 @@ impl<K: Kv> Engine<K> {
         let last_seq = u64_value(META_SEQ, kv.get(META_SEQ)?)?;
         let counter = u64_value(META_COUNTER, kv.get(META_COUNTER)?)?;
         let figures = own::scan_figures(&kv, &me)?;
+        let matter_figures = own::scan_matter_figures(&kv, &me)?;
         let last_summary_at = store::get_record(&kv, &RecordId::summary(&me))?.and_then(|s| match s.record.body {
             crate::record::Body::Summary(s) => Some(s.generated_at),
             _ => None,
@@ -211,6 +222,7 @@ impl<K: Kv> Engine<K> {
             held_acks: VecDeque::new(),
             events: VecDeque::new(),
             figures,
+            matter_figures,
             summary_dirty: true,
             last_summary_at,
             now,
@@ -248,6 +260,11 @@ impl<K: Kv> Engine<K> {
     /// This node's own figures as they stand now.
     pub fn figures(&self) -> &Figures {
         &self.figures
+    }
+
+    /// This node's own matter figures as they stand now.
+    pub fn matter_figures(&self) -> &MatterFigures {
+        &self.matter_figures
     }
 
     /// Last journal sequence written (durable or not).
@@ -386,7 +403,31 @@ impl<K: Kv> Engine<K> {
             self.figures.add(&after, 1);
             self.summary_dirty = true;
         }
+        if own::matters_changed(&self.me, &changes, &mut self.matter_figures) {
+            self.summary_dirty = true;
+        }
         Ok(changes)
+    }
+
+    /// The next version of this node's matters summary, published with its
+    /// summary; none while the office has never held a matter (most offices
+    /// of a 0.1.0-era province), so they add nothing to the journal.
+    fn matters_summary_record(&self, now: u64) -> Result<Option<crate::record::Record>, StoreError> {
+        let id = RecordId::matters_summary(&self.me);
+        let held = store::get_record(&self.kv, &id)?;
+        if held.is_none() && self.matter_figures == MatterFigures::default() {
+            return Ok(None);
+        }
+        let version = held.map(|h| h.record.version).unwrap_or(0) + 1;
+        Ok(Some(crate::record::Record {
+            id,
+            origin: self.me.clone(),
+            version,
+            body: crate::record::Body::MattersSummary(crate::matters::MattersSummary {
+                generated_at: now,
+                figures: self.matter_figures.for_publication(now),
+            }),
+        }))
     }
 
     fn publish_summary(&mut self, now: u64) -> Result<(), StoreError> {
@@ -404,6 +445,9 @@ impl<K: Kv> Engine<K> {
         };
         let mut a = store::Applier::new(&self.kv, self.last_seq);
         a.merge(rec)?;
+        if let Some(m) = self.matters_summary_record(now)? {
+            a.merge(m)?;
+        }
         let finished = a.finish();
         self.commit(finished)?;
         self.summary_dirty = false;

@@ -3,8 +3,9 @@
 
 use crate::figures::Figures;
 use crate::kv::{Kv, StoreError};
+use crate::matters::MatterFigures;
 use crate::node_id::NodeId;
-use crate::record::{Body, Kind, RecordId};
+use crate::record::{Body, Kind, Record, RecordId};
 use crate::store::{self, Change};
 
 /// Page size when scanning own records at open.
@@ -47,9 +48,47 @@ fn add_one<K: Kv + ?Sized>(kv: &K, f: &mut Figures, id: &RecordId, body: &Body) 
         Body::Worker(w) => f.add(&Figures::of_worker(w, store::placed(kv, id)?), 1),
         Body::Placement(l) => f.add(&Figures::of_placement(l), 1),
         Body::Fill(_) => f.add(&Figures::of_fill(), 1),
-        Body::Summary(_) => {}
+        Body::Summary(_) | Body::Matter(_) | Body::MattersSummary(_) => {}
     }
     Ok(())
+}
+
+/// Keep own matter figures in step with a write; true if they changed. A
+/// matter's contribution depends on nothing but the matter itself.
+pub(super) fn matters_changed(me: &NodeId, changes: &[Change], f: &mut MatterFigures) -> bool {
+    let mut changed = false;
+    for c in changes {
+        let Body::Matter(new) = &c.new.body else { continue };
+        if &c.new.origin != me {
+            continue;
+        }
+        if let Some(Record { body: Body::Matter(old), .. }) = &c.old {
+            f.add(&MatterFigures::of_matter(old), -1);
+        }
+        f.add(&MatterFigures::of_matter(new), 1);
+        changed = true;
+    }
+    changed
+}
+
+/// This node's matter figures from scratch, by scanning its own matters.
+pub(super) fn scan_matter_figures<K: Kv + ?Sized>(kv: &K, me: &NodeId) -> Result<MatterFigures, StoreError> {
+    let mut f = MatterFigures::default();
+    let prefix = RecordId::origin_prefix(me, Kind::Matter);
+    let mut after: Option<String> = None;
+    loop {
+        let page = store::list_records(kv, Kind::Matter, &prefix, after.as_deref(), SCAN_PAGE)?;
+        for s in &page {
+            if let Body::Matter(m) = &s.record.body {
+                f.add(&MatterFigures::of_matter(m), 1);
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == SCAN_PAGE => after = Some(last.record.id.to_string()),
+            _ => break,
+        }
+    }
+    Ok(f)
 }
 
 /// This node's figures from scratch, by scanning its own records.

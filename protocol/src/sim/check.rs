@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::mesh::Mesh;
-use super::workload::expected_figures;
+use super::workload::{expected_figures, expected_matter_figures};
 use crate::record::{Body, Kind, Record, RecordId};
 use crate::routing::holds;
 use crate::store::{self, prefix_end, StoredRecord};
@@ -34,6 +34,19 @@ fn all_records<K: crate::kv::Kv>(kv: &K) -> BTreeMap<RecordId, Record> {
 }
 
 impl Mesh {
+    /// An office on the previous release holds only kinds that release
+    /// knows: nothing newer was ever sent to it.
+    pub fn check_previous_release(&self, i: usize) -> Result<(), String> {
+        let Some(e) = self.engine(i) else { return Ok(()) };
+        let version = self.speaks(i);
+        for (id, r) in all_records(e.kv()) {
+            if r.kind().since_protocol() > version {
+                return Err(format!("{} speaks protocol {version} but holds {id}, a {}", self.id(i), r.kind().name()));
+            }
+        }
+        Ok(())
+    }
+
     /// The records at their origins: the truth every replica must match.
     pub fn truth(&self) -> BTreeMap<RecordId, Record> {
         let mut truth = BTreeMap::new();
@@ -42,6 +55,8 @@ impl Mesh {
             for kind in Kind::ALL {
                 let prefix = if kind == Kind::Summary {
                     RecordId::summary(self.id(i)).to_string()
+                } else if kind == Kind::MattersSummary {
+                    RecordId::matters_summary(self.id(i)).to_string()
                 } else {
                     RecordId::origin_prefix(self.id(i), kind)
                 };
@@ -123,6 +138,21 @@ impl Mesh {
                 || got.by_key_group != want.by_key_group
             {
                 return Err(format!("{n}: summary says {:?}, records say {:?}", got.totals, want.totals));
+            }
+        }
+        // Matter figures: every office with matters published them truly.
+        for (n, want) in expected_matter_figures(&truth) {
+            let Ok(id) = crate::node_id::NodeId::parse(&n) else { continue };
+            let Some(Record { body: Body::MattersSummary(s), .. }) = truth.get(&RecordId::matters_summary(&id)) else {
+                return Err(format!("{n} has matters but published no matters summary"));
+            };
+            if s.figures.totals != want.totals
+                || s.figures.by_category != want.by_category
+                || s.figures.by_channel != want.by_channel
+                || s.figures.by_key_group != want.by_key_group
+                || s.figures.resolve_days != want.resolve_days
+            {
+                return Err(format!("{n}: matters summary says {:?}, records say {:?}", s.figures.totals, want.totals));
             }
         }
         Ok(())

@@ -159,6 +159,9 @@ pub struct Mesh {
     in_transit: u64,
     /// Set by [`Mesh::heal_all`]: scheduled crashes no longer happen.
     healing: bool,
+    /// The newest protocol version each node's build speaks: a link speaks
+    /// the lower of its two ends' (what ALPN negotiation gives).
+    pub(super) speaks: Vec<u32>,
 }
 
 /// Simulated clock start: 2026-11-29 00:00 UTC, so that figures by day look real.
@@ -209,6 +212,7 @@ impl Mesh {
             engine_cfg,
             in_transit: 0,
             healing: false,
+            speaks: vec![crate::wire::PROTOCOL_VERSION; topology.offices.len()],
         };
         for i in 0..mesh.nodes.len() {
             mesh.start_node(i);
@@ -301,6 +305,36 @@ impl Mesh {
         }
     }
 
+    /// Node `i` runs the previous release: its links speak protocol 1.
+    /// Call before any writes (a previous-release store holds no new kinds).
+    pub fn run_previous_release(&mut self, i: usize) {
+        self.speaks[i] = crate::wire::MIN_PROTOCOL_VERSION;
+        let mut adj: Vec<usize> = self.nodes[i].children.clone();
+        if self.nodes[i].parent.is_some() {
+            adj.push(i);
+        }
+        for child in adj {
+            if self.links[&child].connected {
+                self.crash(i);
+                self.restart(i);
+                return;
+            }
+        }
+    }
+
+    /// The protocol version node `i`'s build speaks.
+    pub fn speaks(&self, i: usize) -> u32 {
+        self.speaks[i]
+    }
+
+    /// Upgrade node `i` to this build: it stops (abruptly: what it had not
+    /// flushed is lost, as with `kill -9`) and starts again on its store.
+    pub fn upgrade(&mut self, i: usize) {
+        self.speaks[i] = crate::wire::PROTOCOL_VERSION;
+        self.crash(i);
+        self.restart(i);
+    }
+
     /// Cut the link between `child` and its parent.
     pub fn cut(&mut self, child: usize) {
         if let Some(l) = self.links.get_mut(&child) {
@@ -345,10 +379,11 @@ impl Mesh {
         link.connected = want;
         link.conn += 1;
         let (cid, pid) = (self.nodes[child].id.clone(), self.nodes[parent].id.clone());
+        let version = self.speaks[child].min(self.speaks[parent]);
         if want {
             for (a, b) in [(child, &pid), (parent, &cid)] {
                 if let Some(e) = self.nodes[a].engine.as_mut() {
-                    if let Err(err) = e.link_up(b, self.now) {
+                    if let Err(err) = e.link_up_at(b, version, self.now) {
                         panic!("link_up {} -> {b}: {err}", self.nodes[a].id);
                     }
                 }

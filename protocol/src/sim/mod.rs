@@ -54,6 +54,11 @@ pub struct Scenario {
     /// Probability that a write is followed by a crash of its node while
     /// the write may still be flushing (the most dangerous moment).
     pub crash_after_write: f64,
+    /// Share of offices that start on the previous release (protocol 1);
+    /// the chaos phase upgrades them one at a time, the heal phase upgrades
+    /// the rest. While an office is on it, nothing it cannot decode may
+    /// reach it.
+    pub previous_release_share: f64,
 }
 
 /// What a passing run measured.
@@ -100,6 +105,11 @@ impl Scenario {
         let mut next_write = start + interval(&mut rng, self.write_every_ms.max(1));
         let mut next_fault =
             if self.fault_every_ms > 0 { start + interval(&mut rng, self.fault_every_ms) } else { u64::MAX };
+        for i in 0..mesh.len() {
+            if rng.chance(self.previous_release_share) {
+                mesh.run_previous_release(i);
+            }
+        }
         while mesh.now < end {
             let t = next_write.min(next_fault).min(end);
             mesh.run_until(t);
@@ -113,10 +123,23 @@ impl Scenario {
             if t == next_fault {
                 self.fault(&mut mesh, &mut rng);
                 next_fault = t + interval(&mut rng, self.fault_every_ms);
+                if rng.chance(0.1) {
+                    let old: Vec<usize> = (0..mesh.len()).filter(|&i| mesh.speaks(i) == 1).collect();
+                    if let Some(&i) = rng.pick(&old) {
+                        mesh.check_previous_release(i).map_err(fail)?;
+                        mesh.upgrade(i);
+                    }
+                }
             }
             let v = mesh.violations();
             if !v.is_empty() {
                 return Err(fail(format!("safety violated at t+{} ms:\n{}", mesh.now - start, v.join("\n"))));
+            }
+        }
+        for i in 0..mesh.len() {
+            if mesh.speaks(i) < crate::wire::PROTOCOL_VERSION {
+                mesh.check_previous_release(i).map_err(fail)?;
+                mesh.upgrade(i);
             }
         }
         mesh.heal_all();

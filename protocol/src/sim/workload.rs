@@ -1,10 +1,12 @@
 //! The seeded workload: postings with audiences of every kind, edits and
-//! withdrawals, workers, placements (which write fills), and forged batches.
+//! withdrawals, workers, placements (which write fills), service matters
+//! opened and resolved, and forged batches.
 
 use super::checked_kv::FORGED_COUNTER_BASE;
 use super::mesh::Mesh;
-use crate::engine::local::{NewPosting, NewWorker, PostingPatch};
+use crate::engine::local::{MatterPatch, NewMatter, NewPosting, NewWorker, PostingPatch};
 use crate::figures::Figures;
+use crate::matters::{Channel, MatterCategory, MatterStatus};
 use crate::record::{Body, KeyGroup, Kind, Posting, PostingStatus, Record, RecordId, WorkType};
 use crate::store;
 use crate::wire::{Batch, Frame, FrameV1};
@@ -34,7 +36,11 @@ impl Mesh {
         if !self.is_up(i) {
             return WriteOutcome::NodeDown;
         }
-        let roll = self.rng.below(100);
+        let mut roll = self.rng.below(100);
+        if (50..62).contains(&roll) && self.speaks(i) < Kind::Matter.since_protocol() {
+            // The previous release has no service matters.
+            roll = 70;
+        }
         let now = self.now;
         let me = self.id(i).clone();
         let result = if roll < 35 {
@@ -61,6 +67,25 @@ impl Mesh {
                 _ => patch.title = Some(format!("job {} (edited)", self.rng.below(1000))),
             }
             self.engine_mut(i).update_posting(&id, patch, now)
+        } else if roll < 62 {
+            // Service matters: open one, or resolve one of this office's.
+            let open = self.pick_record(i, Kind::Matter, Some(&me));
+            match open {
+                Some(id) if self.rng.below(2) == 0 => {
+                    let patch = MatterPatch { status: Some(MatterStatus::Resolved), ..Default::default() };
+                    self.engine_mut(i).update_matter(&id, patch, now)
+                }
+                _ => {
+                    let m = NewMatter {
+                        category: MatterCategory::ALL[self.rng.below(7) as usize],
+                        channel: Channel::ALL[self.rng.below(4) as usize],
+                        key_group: (self.rng.below(3) > 0).then(|| KeyGroup::ALL[self.rng.below(6) as usize]),
+                        summary: format!("matter {}", self.rng.below(100_000)),
+                        status: if self.rng.below(5) == 0 { MatterStatus::Resolved } else { MatterStatus::Open },
+                    };
+                    self.engine_mut(i).open_matter(m, now)
+                }
+            }
         } else if roll < 75 {
             let w = NewWorker {
                 name: format!("worker {}", self.rng.below(100_000)),
@@ -194,7 +219,20 @@ pub fn expected_figures(
             Body::Worker(w) => f.add(&Figures::of_worker(w, placed.get(&r.id).copied().unwrap_or(0)), 1),
             Body::Placement(l) => f.add(&Figures::of_placement(l), 1),
             Body::Fill(_) => f.add(&Figures::of_fill(), 1),
-            Body::Summary(_) => {}
+            Body::Summary(_) | Body::Matter(_) | Body::MattersSummary(_) => {}
+        }
+    }
+    out
+}
+
+/// Expected own matter figures of every office, from the truth.
+pub fn expected_matter_figures(
+    truth: &std::collections::BTreeMap<RecordId, Record>,
+) -> std::collections::BTreeMap<String, crate::matters::MatterFigures> {
+    let mut out: std::collections::BTreeMap<String, crate::matters::MatterFigures> = Default::default();
+    for r in truth.values() {
+        if let Body::Matter(m) = &r.body {
+            out.entry(r.origin.to_string()).or_default().add(&crate::matters::MatterFigures::of_matter(m), 1);
         }
     }
     out
