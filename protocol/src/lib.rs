@@ -13,6 +13,7 @@ pub mod kv;
 pub mod node_id;
 pub mod record;
 pub mod routing;
+pub mod rules;
 pub mod sim;
 pub mod store;
 pub mod time;
