@@ -281,8 +281,8 @@ impl Workload {
                 chosen.push(s);
             }
         }
-        // Masked as public pages show them: never a real number.
-        let phone = format!("1{}{}****{:04}", self.one(&["3", "5", "8"]), self.rng.below(10), self.rng.below(10_000));
+        // In the 199 0000 block, which no operator assigns: never a real number.
+        let phone = format!("1990000{:04}", self.rng.below(10_000));
         let mut body = json!({ "name": name, "key_group": group, "phone": phone, "skills": chosen });
         if self.rng.chance(0.8) {
             body["wanted_work_type"] = json!(self.one(wanted));

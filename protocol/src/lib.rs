@@ -14,6 +14,7 @@ pub mod matters;
 pub mod node_id;
 pub mod record;
 pub mod routing;
+pub mod rules;
 pub mod sim;
 pub mod store;
 pub mod time;

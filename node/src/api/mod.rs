@@ -135,6 +135,20 @@ impl Api {
         Api { state, ctx, offices, records: Cached::default(), backlogs: Cached::default(), held: Cached::default() }
     }
 
+    /// May this node publish to `audience`? With a topology, the audience
+    /// must be one of its offices; without, this node's lineage or the
+    /// subtree of a child it has a link to (see `jobmesh_protocol::rules`).
+    pub fn check_audience(&self, audience: &NodeId) -> Result<(), jobmesh_protocol::rules::RuleError> {
+        let me = &self.state.me;
+        if self.ctx.topology.is_some() {
+            let known = |a: &NodeId| self.offices.contains_key(a);
+            return jobmesh_protocol::rules::check_audience(me, audience, Some(&known), &[]);
+        }
+        let children: Vec<NodeId> =
+            self.state.inspect(|e| e.link_stats().keys().filter(|p| me.is_parent_of(p)).cloned().collect());
+        jobmesh_protocol::rules::check_audience(me, audience, None, &children)
+    }
+
     /// The topology's entry for an office, if there is a topology.
     pub fn office(&self, id: &NodeId) -> Option<&Office> {
         let i = *self.offices.get(id)?;
@@ -166,6 +180,7 @@ pub fn router(state: Arc<NodeState>, ctx: Arc<ApiContext>) -> axum::Router {
         .route("/", get(page::index))
         .route("/app.js", get(page::app_js))
         .route("/app.css", get(page::app_css))
+        .route("/errors.json", get(page::errors_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(input::MAX_BODY_BYTES))
@@ -175,7 +190,11 @@ pub fn router(state: Arc<NodeState>, ctx: Arc<ApiContext>) -> axum::Router {
 }
 
 async fn not_found(req: Request) -> ApiError {
-    ApiError::NotFound(format!("no route {}", req.uri().path()))
+    let path: String = req.uri().path().chars().take(200).collect();
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        error::Problem::general(error::Code::NoRoute, format!("no route {path}")),
+    )
 }
 
 async fn method_not_allowed(req: Request) -> ApiError {
@@ -184,7 +203,7 @@ async fn method_not_allowed(req: Request) -> ApiError {
 
 /// Routes anyone may fetch: the health check and the page's own files.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/" | "/app.js" | "/app.css")
+    matches!(path, "/healthz" | "/" | "/app.js" | "/app.css" | "/errors.json")
 }
 
 /// Compare without leaking the position of the first difference.
@@ -205,7 +224,11 @@ async fn auth(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response
     let given = bearer.or_else(|| input::parse_query(req.uri().query().unwrap_or("")).remove("token"));
     match given {
         Some(g) if same_secret(g.as_bytes(), token.as_bytes()) => next.run(req).await,
-        Some(_) => ApiError::Unauthorized("the bearer token is not valid".into()).into_response(),
+        Some(_) => ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            error::Problem::general(error::Code::BadToken, "the bearer token is not valid"),
+        )
+        .into_response(),
         None => ApiError::Unauthorized("this API needs `Authorization: Bearer TOKEN`".into()).into_response(),
     }
 }

@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const APP_JS: &str = include_str!("../../assets/app.js");
 const APP_CSS: &str = include_str!("../../assets/app.css");
+const ERRORS_JSON: &str = include_str!("../../assets/errors.json");
 
 /// `GET /`
 pub async fn index() -> impl IntoResponse {
@@ -24,6 +25,11 @@ pub async fn app_js() -> impl IntoResponse {
 /// `GET /app.css`
 pub async fn app_css() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], APP_CSS)
+}
+
+/// `GET /errors.json`: the page's catalogue of error messages by `code`.
+pub async fn errors_json() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], ERRORS_JSON)
 }
 
 /// `GET /healthz`: the router only exists once the store is open.

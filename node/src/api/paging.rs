@@ -14,8 +14,8 @@ use jobmesh_protocol::kv::{Kv, StoreError};
 use jobmesh_protocol::store::{self, StoredRecord};
 use jobmesh_protocol::Kind;
 
-use super::error::ApiError;
-use super::input::QueryParams;
+use super::error::{ApiError, Code};
+use super::input::{plain_uint, QueryParams, MAX_ID_INPUT};
 
 pub const DEFAULT_LIMIT: usize = 500;
 pub const MAX_LIMIT: usize = 5_000;
@@ -33,17 +33,31 @@ pub struct PageRequest {
 
 impl PageRequest {
     pub fn from_query(q: &QueryParams) -> Result<PageRequest, ApiError> {
+        // Plain digits only: `+5`, `-1` and `007` are refused rather than
+        // read as 5, an error or 7, so a client's bug shows.
         let limit = match q.get("limit") {
             None => DEFAULT_LIMIT,
-            Some(s) => match s.parse::<i64>() {
-                Ok(n) if (1..=MAX_LIMIT as i64).contains(&n) => n as usize,
-                _ => return Err(ApiError::field("limit", format!("{s:?} is not an integer 1..={MAX_LIMIT}"))),
+            Some(s) => match plain_uint(s) {
+                Some(n) if (1..=MAX_LIMIT as u64).contains(&n) => n as usize,
+                _ => {
+                    let shown: String = s.chars().take(64).collect();
+                    return Err(ApiError::coded(
+                        "limit",
+                        Code::InvalidLimit,
+                        format!("{shown:?} is not an integer 1..={MAX_LIMIT} in plain digits"),
+                    )
+                    .param("min", 1)
+                    .param("max", MAX_LIMIT));
+                }
             },
         };
         let after = match q.get("after") {
             None | Some("") => None,
+            Some(s) if s.len() > MAX_ID_INPUT => {
+                return Err(ApiError::coded("after", Code::InvalidId, format!("longer than {MAX_ID_INPUT} bytes")))
+            }
             Some(s) => {
-                jobmesh_protocol::RecordId::parse(s).map_err(|e| ApiError::field("after", e))?;
+                jobmesh_protocol::RecordId::parse(s).map_err(|e| ApiError::coded("after", Code::InvalidId, e))?;
                 Some(s.to_owned())
             }
         };

@@ -9,7 +9,7 @@ use jobmesh_protocol::{store, Body, Kind, RecordId};
 use serde::Serialize;
 
 use super::error::{ApiError, ApiResult};
-use super::input::{parse_record_id, Fields, IdPath, JsonObject, QueryParams};
+use super::input::{got, parse_record_id, Fields, Form, IdPath, JsonObject, QueryParams};
 use super::paging::{scan_page, PageRequest};
 use super::views::PlacementView;
 use super::{blocking, Api};
@@ -37,8 +37,11 @@ pub struct PlacementCreated {
 /// `POST /v1/placements` `{worker_id, posting_id}` → 201.
 pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<(StatusCode, Json<PlacementCreated>)> {
     let f = Fields::new(body, CREATE_FIELDS)?;
-    let worker_id = f.record_id("worker_id", Kind::Worker)?;
-    let posting_id = f.record_id("posting_id", Kind::Posting)?;
+    let mut form = Form::default();
+    let worker_id = form.take(f.record_id("worker_id", Kind::Worker));
+    let posting_id = form.take(f.record_id("posting_id", Kind::Posting));
+    form.finish()?;
+    let (worker_id, posting_id) = (got(worker_id)?, got(posting_id)?);
     let written = {
         let (w, p) = (worker_id.clone(), posting_id.clone());
         api.state.write(move |e, now| e.record_placement(&w, &p, now)).await?

@@ -10,8 +10,8 @@ use jobmesh_protocol::record::{PostingStatus, WorkType};
 use jobmesh_protocol::{store, Body, Kind, NodeId, RecordId};
 use serde::Serialize;
 
-use super::error::{ApiError, ApiResult};
-use super::input::{parse_record_id, Fields, IdPath, JsonObject, QueryParams};
+use super::error::{ApiError, ApiResult, Code, Problem};
+use super::input::{got, parse_record_id, Fields, Form, IdPath, JsonObject, QueryParams};
 use super::paging::{scan_page, PageRequest};
 use super::views::PostingView;
 use super::{blocking, Api};
@@ -38,19 +38,42 @@ pub struct PostingList {
     pub next: Option<String>,
 }
 
-/// `POST /v1/postings` → 201 with the stored posting.
+/// `POST /v1/postings` → 201 with the stored posting. Every bad field is
+/// named in one answer; the data rules of `jobmesh_protocol::rules` apply
+/// (audience known here, `valid_until` not before today).
 pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<(StatusCode, Json<PostingView>)> {
     let f = Fields::new(body, CREATE_FIELDS)?;
+    let mut form = Form::default();
+    let title = form.take(f.text("title"));
+    let employer = form.take(f.text("employer"));
+    let category = form.take(f.text("category"));
+    let work_type = form.take(f.work_type("work_type").and_then(|w| Fields::required("work_type", w)));
+    let positions = form.take(f.positions("positions"));
+    let audience = form.take(f.node_id("audience"));
+    let wage = form.take(f.opt_text("wage"));
+    let location = form.take(f.opt_text("location"));
+    let valid_until = form.take(f.date("valid_until"));
+    if let Some(Some(a)) = &audience {
+        if let Err(e) = api.check_audience(a) {
+            form.push(Problem::rule("audience", &e));
+        }
+    }
+    if let Some(Some(d)) = &valid_until {
+        if let Err(e) = jobmesh_protocol::rules::check_valid_until(d, crate::state::now_ms()) {
+            form.push(Problem::rule("valid_until", &e));
+        }
+    }
+    form.finish()?;
     let new = NewPosting {
-        title: f.text("title")?,
-        employer: f.text("employer")?,
-        category: f.text("category")?,
-        work_type: Fields::required("work_type", f.work_type("work_type")?)?,
-        positions: f.positions("positions")?,
-        audience: f.node_id("audience")?,
-        wage: f.opt_text("wage")?,
-        location: f.opt_text("location")?,
-        valid_until: f.date("valid_until")?,
+        title: got(title)?,
+        employer: got(employer)?,
+        category: got(category)?,
+        work_type: got(work_type)?,
+        positions: got(positions)?,
+        audience: got(audience)?,
+        wage: got(wage)?,
+        location: got(location)?,
+        valid_until: got(valid_until)?,
     };
     let written = api.state.write(move |e, now| e.create_posting(new, now)).await?;
     let rec = written.records.first().ok_or_else(|| ApiError::Internal("the engine stored no record".into()))?;
@@ -122,25 +145,42 @@ pub async fn get(State(api): State<Arc<Api>>, IdPath(raw): IdPath) -> ApiResult<
 pub async fn patch(State(api): State<Arc<Api>>, IdPath(raw): IdPath, body: JsonObject) -> ApiResult<Json<PostingView>> {
     let id = path_id(&raw)?;
     let f = Fields::new(body, PATCH_FIELDS)?;
+    let mut form = Form::default();
     if f.has("audience") {
-        return Err(ApiError::BadRequest(
-            "audience cannot change: the posting is already held across its audience; publish a new posting instead"
-                .into(),
+        form.push(Problem::field(
+            "audience",
+            Code::AudienceFixed,
+            "cannot change: the posting is already held across its audience; publish a new posting instead",
         ));
     }
-    let work_type =
-        if f.has("work_type") { Some(Fields::required("work_type", f.work_type("work_type")?)?) } else { None };
-    let status = if f.has("status") { Some(Fields::required("status", f.status("status")?)?) } else { None };
+    let work_type = form.take(if f.has("work_type") {
+        f.work_type("work_type").and_then(|w| Fields::required("work_type", w)).map(Some)
+    } else {
+        Ok(None)
+    });
+    let status = form.take(if f.has("status") {
+        f.status("status").and_then(|s| Fields::required("status", s)).map(Some)
+    } else {
+        Ok(None)
+    });
+    let title = form.take(f.patch_required_text("title"));
+    let employer = form.take(f.patch_required_text("employer"));
+    let category = form.take(f.patch_required_text("category"));
+    let positions = form.take(f.opt_positions("positions"));
+    let wage = form.take(f.patch_text("wage"));
+    let location = form.take(f.patch_text("location"));
+    let valid_until = form.take(f.patch_date("valid_until"));
+    form.finish()?;
     let patch = PostingPatch {
-        title: f.patch_required_text("title")?,
-        employer: f.patch_required_text("employer")?,
-        category: f.patch_required_text("category")?,
-        work_type,
-        positions: f.opt_positions("positions")?,
-        wage: f.patch_text("wage")?,
-        location: f.patch_text("location")?,
-        valid_until: f.patch_date("valid_until")?,
-        status,
+        title: got(title)?,
+        employer: got(employer)?,
+        category: got(category)?,
+        work_type: got(work_type)?,
+        positions: got(positions)?,
+        wage: got(wage)?,
+        location: got(location)?,
+        valid_until: got(valid_until)?,
+        status: got(status)?,
     };
     let written = api.state.write(move |e, now| e.update_posting(&id, patch, now)).await?;
     let rec =

@@ -112,6 +112,11 @@ fn posting_body(title: &str, positions: u32) -> Value {
     json!({"title": title, "employer": "Huaxi Hotel", "category": "catering", "work_type": "full_time", "positions": positions})
 }
 
+/// The local date `days` from today.
+fn in_days(days: i32) -> String {
+    jobmesh_protocol::time::day_to_iso(jobmesh_protocol::time::local_day(now_ms()) + days)
+}
+
 fn error_of(v: &Value) -> &str {
     v["error"].as_str().unwrap_or_else(|| panic!("no error message in {v}"))
 }
@@ -123,7 +128,7 @@ async fn create_list_get_patch_posting() {
         .post(
             "/v1/postings",
             json!({"title": "Waiter", "employer": "Huaxi Hotel", "category": "catering", "work_type": "full_time",
-                   "positions": 3, "wage": "3500/month", "valid_until": "2026-12-31", "audience": "gz/a"}),
+                   "positions": 3, "wage": "3500/month", "valid_until": in_days(30), "audience": "gz/a"}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{p}");
@@ -179,7 +184,7 @@ async fn create_list_get_patch_posting() {
 
     let (s, v) = n.patch(&format!("/v1/postings/{pid}"), json!({"audience": "gz"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(error_of(&v).contains("audience cannot change"), "{v}");
+    assert_eq!(code_and_field(&v), ("audience_fixed", "audience"), "{v}");
     let (s, v) = n.patch(&format!("/v1/postings/{pid}"), json!({"status": "paused"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(error_of(&v).contains("status"), "{v}");
@@ -292,7 +297,7 @@ async fn workers_and_placements() {
     let (s, w) = n
         .post(
             "/v1/workers",
-            json!({"name": "Han Meimei", "key_group": "college_graduate", "phone": "138",
+            json!({"name": "Han Meimei", "key_group": "college_graduate", "phone": "138 1234 5678",
                    "skills": ["cooking", "english"], "wanted_work_type": "part_time"}),
         )
         .await;
@@ -736,4 +741,276 @@ async fn matters_record_resolve_list_and_roll_up() {
     let text = text.as_str().unwrap_or_default().to_owned();
     assert!(text.contains("jobmesh_office_matters_opened{node_id=\"gz/a/x\",tier=\"county\"} 2"), "{text}");
     assert!(text.contains("jobmesh_records{kind=\"matter\"} 2"), "{text}");
+}
+
+/// A node at `gz/a/x` holding a topology of its ancestors and subtree.
+async fn node_with_topology() -> Node {
+    let topo = Topology::parse_tsv(
+        "gz\t\tprovince\tGZ\t贵州\ngz/a\tgz\tcity\tA\t甲市\ngz/a/x\tgz/a\tcounty\tXiuwen\t修文县\n\
+         gz/a/x/s1\tgz/a/x\tstation\tS1\t一站\n",
+    )
+    .unwrap();
+    node(ApiContext { topology: Some(topo), ..Default::default() }).await
+}
+
+/// Everything a refusal must leave untouched.
+async fn assert_nothing_stored(n: &Node, seq: u64) {
+    assert_eq!(n.state.inspect(|e| e.last_seq()), seq, "a refusal writes no journal entry");
+}
+
+fn code_and_field(v: &Value) -> (&str, &str) {
+    (v["code"].as_str().unwrap_or("?"), v["field"].as_str().unwrap_or(""))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audience_must_be_an_office_known_here() {
+    let n = node_with_topology().await;
+    let with = |a: &str| {
+        let mut b = posting_body("Waiter", 1);
+        b["audience"] = json!(a);
+        b
+    };
+    for (audience, code) in [
+        ("nonsense!", "invalid_node_id"),
+        ("", "required"),
+        ("   ", "required"),
+        ("gz/a/x/nosuch", "unknown_audience"),
+        ("gz/b", "unknown_audience"),
+        ("gz/a/x/s1/deeper", "unknown_audience"),
+    ] {
+        let (s, v) = n.post("/v1/postings", with(audience)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{audience:?} → {v}");
+        assert_eq!(code_and_field(&v), (code, "audience"), "{audience:?} → {v}");
+        assert!(v["errors"].as_array().is_some_and(|e| e.len() == 1), "{v}");
+    }
+    assert_nothing_stored(&n, 0).await;
+    for audience in ["gz", "gz/a", "gz/a/x", "gz/a/x/s1"] {
+        let (s, v) = n.post("/v1/postings", with(audience)).await;
+        assert_eq!(s, StatusCode::CREATED, "{audience:?} → {v}");
+    }
+    // Without a topology: the lineage, or a known child's subtree.
+    let bare = node(ApiContext::default()).await;
+    let (s, v) = bare.post("/v1/postings", with("gz/a/x/s1")).await;
+    assert_eq!((s, code_and_field(&v)), (StatusCode::BAD_REQUEST, ("unknown_audience", "audience")), "{v}");
+    let (s, _) = bare.post("/v1/postings", with("gz")).await;
+    assert_eq!(s, StatusCode::CREATED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_until_before_today_and_phones_are_refused() {
+    let n = node(ApiContext::default()).await;
+    let mut b = posting_body("Waiter", 1);
+    b["valid_until"] = json!("2020-01-01");
+    let (s, v) = n.post("/v1/postings", b.clone()).await;
+    assert_eq!((s, code_and_field(&v)), (StatusCode::BAD_REQUEST, ("date_in_past", "valid_until")), "{v}");
+    assert_eq!(v["params"]["today"], in_days(0), "{v}");
+    b["valid_until"] = json!(in_days(-1));
+    let (s, _) = n.post("/v1/postings", b.clone()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_nothing_stored(&n, 0).await;
+    b["valid_until"] = json!(in_days(0));
+    let (s, p) = n.post("/v1/postings", b.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "today is still valid: {p}");
+    let seq = n.state.inspect(|e| e.last_seq());
+    let (s, v) =
+        n.patch(&format!("/v1/postings/{}", p["id"].as_str().unwrap()), json!({"valid_until": "2021-05-05"})).await;
+    assert_eq!((s, code_and_field(&v)), (StatusCode::BAD_REQUEST, ("date_in_past", "valid_until")), "{v}");
+    assert_nothing_stored(&n, seq).await;
+
+    for phone in ["abc", "12345", "1381234567", "0851-0123", "+1 202 555 0123"] {
+        let (s, v) = n.post("/v1/workers", json!({"name": "A", "key_group": "other", "phone": phone})).await;
+        assert_eq!((s, code_and_field(&v)), (StatusCode::BAD_REQUEST, ("invalid_phone", "phone")), "{phone} → {v}");
+    }
+    assert_nothing_stored(&n, seq).await;
+    for phone in ["13812345678", "+86 138 1234 5678", "0851-12345678", "085112345678"] {
+        let (s, v) = n.post("/v1/workers", json!({"name": "A", "key_group": "other", "phone": phone})).await;
+        assert_eq!(s, StatusCode::CREATED, "{phone} → {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_placement_per_worker_and_posting() {
+    let n = node(ApiContext::default()).await;
+    let (_, p) = n.post("/v1/postings", posting_body("保洁员", 3)).await;
+    let (_, p2) = n.post("/v1/postings", posting_body("厨师", 3)).await;
+    let (_, w) = n.post("/v1/workers", json!({"name": "王小花", "key_group": "rural_labor"})).await;
+    let body = json!({"worker_id": w["id"], "posting_id": p["id"]});
+    let (s, first) = n.post("/v1/placements", body.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    let seq = n.state.inspect(|e| e.last_seq());
+    let (s, v) = n.post("/v1/placements", body.clone()).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["code"], "already_placed", "{v}");
+    assert_eq!(v["params"]["worker_id"], w["id"], "{v}");
+    assert_eq!(v["params"]["posting_id"], p["id"], "{v}");
+    assert_eq!(v["params"]["placement_id"], first["id"], "{v}");
+    let e = error_of(&v);
+    assert!(e.contains(w["id"].as_str().unwrap()) && e.contains(p["id"].as_str().unwrap()), "{v}");
+    assert_nothing_stored(&n, seq).await;
+    let (_, held) = n.get(&format!("/v1/postings/{}", p["id"].as_str().unwrap())).await;
+    assert_eq!(held["filled"], 1, "the second click does not fill a second position");
+    // Several placements at once on different postings are allowed (odd jobs).
+    let (s, v) = n.post("/v1/placements", json!({"worker_id": w["id"], "posting_id": p2["id"]})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(n.count("placements").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_field_comes_back_at_once() {
+    let n = node(ApiContext::default()).await;
+    let body = json!({"title": "  ", "employer": "岗".repeat(200), "category": "c", "work_type": "gig",
+                      "positions": 0, "valid_until": "2020-01-01", "audience": ""});
+    let (s, v) = n.post("/v1/postings", body).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let got: Vec<(&str, &str)> = v["errors"].as_array().unwrap().iter().map(code_and_field).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("required", "title"),
+            ("too_long", "employer"),
+            ("not_in_list", "work_type"),
+            ("out_of_range", "positions"),
+            ("required", "audience"),
+            ("date_in_past", "valid_until"),
+        ],
+        "{v}"
+    );
+    assert_eq!(code_and_field(&v), ("required", "title"), "the first problem is also at the top: {v}");
+    assert_eq!(v["errors"][1]["params"]["max_chars"], jobmesh_protocol::rules::MAX_TEXT_CHARS, "{v}");
+    assert!(error_of(&v).starts_with("title: "), "the English sentence stays: {v}");
+    // Lengths count characters: 128 汉字 is fine though it is 384 bytes.
+    let (s, v) = n.post("/v1/postings", posting_body(&"岗".repeat(128), 1)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = n.post("/v1/workers", json!({"name": "", "key_group": "", "phone": "abc", "skills": [""]})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let got: Vec<(&str, &str)> = v["errors"].as_array().unwrap().iter().map(code_and_field).collect();
+    assert_eq!(
+        got,
+        vec![("required", "name"), ("required", "key_group"), ("invalid_phone", "phone"), ("required", "skills")],
+        "{v}"
+    );
+}
+
+/// The HTTP input sweep: each hostile or broken input is a 400 naming the
+/// field, with a code, and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_inputs_are_400_naming_the_field() {
+    let n = node(ApiContext::default()).await;
+    let raw = |body: Vec<u8>| {
+        Request::post("/v1/postings")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(HttpBody::from(body))
+            .unwrap()
+    };
+    let good = r#""employer": "e", "category": "c", "work_type": "odd_job", "positions": 1"#;
+    let mut bad_utf8 = format!(r#"{{{good}, "title": "a"#).into_bytes();
+    bad_utf8.extend([0xc3, 0x28]);
+    bad_utf8.extend(br#""}"#);
+    let deep = format!(r#"{{{good}, "title": {}1{}}}"#, "[".repeat(1000), "]".repeat(1000));
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+        (format!(r#"{{{good}, "title": "   "}}"#).into_bytes(), "required", "title"),
+        (format!(r#"{{{good}, "title": "\u3000\t"}}"#).into_bytes(), "required", "title"),
+        (format!(r#"{{{good}, "title": "a\u0007b"}}"#).into_bytes(), "control_character", "title"),
+        (format!(r#"{{{good}, "title": "a\nb"}}"#).into_bytes(), "control_character", "title"),
+        (format!(r#"{{{good}, "title": "a", "wage": "x\u0000"}}"#).into_bytes(), "control_character", "wage"),
+        (format!(r#"{{{good}, "title": "t", "title": "u"}}"#).into_bytes(), "duplicate_key", "title"),
+        (r#"{"title": "t", "employer": "e", "category": "c", "work_type": "odd_job", "positions": 9007199254740993}"#.into(), "number_too_large", "positions"),
+        (bad_utf8, "not_utf8", "title"),
+        (deep.into_bytes(), "too_deep", "title"),
+        (format!(r#"{{{good}, "title": "t", "work_type": ""}}"#).into_bytes(), "duplicate_key", "work_type"),
+        (r#"{"title": "t", "employer": "e", "category": "c", "work_type": "", "positions": 1}"#.into(), "required", "work_type"),
+        (r#"{"title": "t", "employer": "e", "category": "", "work_type": "odd_job", "positions": 1}"#.into(), "required", "category"),
+    ];
+    for (body, code, field) in cases {
+        let shown = String::from_utf8_lossy(&body).chars().take(120).collect::<String>();
+        let (s, v) = n.send(raw(body)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{shown} → {v}");
+        assert_eq!(code_and_field(&v), (code, field), "{shown} → {v}");
+        assert!(error_of(&v).len() < 600, "the message does not echo the whole input: {v}");
+    }
+    // Empty ids and enums in the other forms.
+    let (s, v) = n.post("/v1/placements", json!({"worker_id": "", "posting_id": ""})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let got: Vec<(&str, &str)> = v["errors"].as_array().unwrap().iter().map(code_and_field).collect();
+    assert_eq!(got, vec![("required", "worker_id"), ("required", "posting_id")], "{v}");
+    let (s, v) = n.post("/v1/workers", json!({"name": "A", "key_group": "other", "wanted_work_type": ""})).await;
+    assert_eq!((s, code_and_field(&v)), (StatusCode::BAD_REQUEST, ("required", "wanted_work_type")), "{v}");
+    // Query strings: `limit` in plain digits only.
+    for limit in ["+5", "-1", "007", "0", "5001", "1e3", " 5"] {
+        let (s, v) = n.get(&format!("/v1/postings?limit={}", limit.replace(' ', "%20").replace('+', "%2B"))).await;
+        assert_eq!((s, code_and_field(&v)), (StatusCode::BAD_REQUEST, ("invalid_limit", "limit")), "{limit} → {v}");
+    }
+    let (s, v) = n.get("/v1/postings?category=%FF%FE").await;
+    assert_eq!((s, code_and_field(&v)), (StatusCode::BAD_REQUEST, ("not_utf8", "category")), "{v}");
+    // Very long ids in paths and queries.
+    let long = "a".repeat(5_000);
+    for uri in [
+        format!("/v1/postings/{long}"),
+        format!("/v1/workers/gz.a.x_w{}", "1".repeat(5_000)),
+        format!("/v1/placements/{long}"),
+    ] {
+        let (s, v) = n.get(&uri).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["field"], "id", "{v}");
+        assert!(error_of(&v).len() < 600, "{v}");
+    }
+    let (s, v) = n.get(&format!("/v1/postings?audience={long}")).await;
+    assert_eq!((s, code_and_field(&v)), (StatusCode::BAD_REQUEST, ("invalid_node_id", "audience")), "{v}");
+    let (s, v) = n.get(&format!("/v1/postings?after={long}")).await;
+    assert_eq!((s, code_and_field(&v)), (StatusCode::BAD_REQUEST, ("invalid_id", "after")), "{v}");
+    assert_eq!(n.count("postings").await, 0, "nothing stored");
+    assert_eq!(n.count("workers").await, 0, "nothing stored");
+    assert_nothing_stored(&n, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_search_by_name_or_phone() {
+    let n = node(ApiContext::default()).await;
+    for (name, phone) in [("王小花", "138 1234 5678"), ("王大山", "0851-87654321"), ("Li Lei", "13900001111")] {
+        let (s, v) = n.post("/v1/workers", json!({"name": name, "key_group": "other", "phone": phone})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["workers"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let (_, v) = n.get("/v1/workers?q=%E7%8E%8B").await; // 王
+    assert_eq!(names(&v), vec!["王小花", "王大山"]);
+    let (_, v) = n.get("/v1/workers?q=12345678").await;
+    assert_eq!(names(&v), vec!["王小花"]);
+    let (_, v) = n.get("/v1/workers?q=8765").await;
+    assert_eq!(names(&v), vec!["王大山"]);
+    let (_, v) = n.get("/v1/workers?q=li").await;
+    assert_eq!(names(&v), vec!["Li Lei"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_postings_are_not_open_here() {
+    let n = node(ApiContext::default()).await;
+    // A posting from another office, past its date, whose closing version
+    // has not arrived yet.
+    let origin = id("gz/a");
+    let now = now_ms();
+    n.inject(vec![Record {
+        id: RecordId::numbered(&origin, jobmesh_protocol::Kind::Posting, 1),
+        origin: origin.clone(),
+        version: 1,
+        body: Body::Posting(Posting {
+            title: "t".into(),
+            employer: "e".into(),
+            category: "c".into(),
+            work_type: WorkType::OddJob,
+            positions: 1,
+            wage: None,
+            location: None,
+            valid_until: Some(in_days(-2)),
+            status: PostingStatus::Open,
+            audience: id("gz"),
+            created_at: now,
+            updated_at: now,
+        }),
+    }]);
+    let (_, v) = n.get("/v1/postings").await;
+    assert_eq!(v["postings"][0]["expired"], true, "{v}");
+    let (_, v) = n.get("/v1/postings?open=true").await;
+    assert_eq!(v["postings"].as_array().unwrap().len(), 0, "{v}");
 }

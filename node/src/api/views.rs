@@ -41,6 +41,10 @@ pub struct PostingView {
     pub updated_at: String,
     /// Published by this node: only then may it be changed here.
     pub own: bool,
+    /// Past its `valid_until` by this node's clock. Its origin closes it at
+    /// the next local midnight check; until that version arrives here it
+    /// does not count as open.
+    pub expired: bool,
 }
 
 impl PostingView {
@@ -64,6 +68,7 @@ impl PostingView {
             created_at: iso_time(p.created_at),
             updated_at: iso_time(p.updated_at),
             own: &rec.origin == me,
+            expired: jobmesh_protocol::rules::is_expired(p, crate::state::now_ms()),
         }
     }
 
@@ -74,9 +79,9 @@ impl PostingView {
         Ok(Some(PostingView::new(me, rec, p, filled)))
     }
 
-    /// Open with positions left.
+    /// Open with positions left, and not past its `valid_until`.
     pub fn is_open(&self) -> bool {
-        self.status == PostingStatus::Open && self.remaining > 0
+        self.status == PostingStatus::Open && self.remaining > 0 && !self.expired
     }
 }
 

@@ -10,8 +10,8 @@ use jobmesh_protocol::record::KeyGroup;
 use jobmesh_protocol::{store, Body, Kind, RecordId};
 use serde::Serialize;
 
-use super::error::{ApiError, ApiResult};
-use super::input::{parse_record_id, Fields, IdPath, JsonObject, QueryParams};
+use super::error::{ApiError, ApiResult, Problem};
+use super::input::{got, parse_record_id, Fields, Form, IdPath, JsonObject, QueryParams};
 use super::paging::{scan_page, PageRequest};
 use super::views::WorkerView;
 use super::{blocking, Api};
@@ -28,12 +28,24 @@ pub struct WorkerList {
 /// `POST /v1/workers` → 201 with the stored worker.
 pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<(StatusCode, Json<WorkerView>)> {
     let f = Fields::new(body, CREATE_FIELDS)?;
+    let mut form = Form::default();
+    let name = form.take(f.text("name"));
+    let key_group = form.take(f.key_group("key_group").and_then(|k| Fields::required("key_group", k)));
+    let phone = form.take(f.opt_text("phone"));
+    if let Some(Some(p)) = &phone {
+        if let Err(e) = jobmesh_protocol::rules::check_phone(p) {
+            form.push(Problem::rule("phone", &e));
+        }
+    }
+    let skills = form.take(f.string_list("skills"));
+    let wanted_work_type = form.take(f.work_type("wanted_work_type"));
+    form.finish()?;
     let new = NewWorker {
-        name: f.text("name")?,
-        key_group: Fields::required("key_group", f.key_group("key_group")?)?,
-        phone: f.opt_text("phone")?,
-        skills: f.string_list("skills")?,
-        wanted_work_type: f.work_type("wanted_work_type")?,
+        name: got(name)?,
+        key_group: got(key_group)?,
+        phone: got(phone)?,
+        skills: got(skills)?,
+        wanted_work_type: got(wanted_work_type)?,
     };
     let written = api.state.write(move |e, now| e.register_worker(new, now)).await?;
     let rec = written.records.first().ok_or_else(|| ApiError::Internal("the engine stored no record".into()))?;
@@ -41,7 +53,10 @@ pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<
     Ok((StatusCode::CREATED, Json(WorkerView::new(rec, w, 0))))
 }
 
-/// `GET /v1/workers?office=&key_group=&status=placed|seeking&limit=&after=`
+/// `GET /v1/workers?office=&key_group=&status=placed|seeking&q=&limit=&after=`
+///
+/// `q` searches by name (a part of it, any case) or phone (a run of its
+/// digits, ignoring spaces and dashes), for the placement form.
 pub async fn list(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<WorkerList>> {
     let page = PageRequest::from_query(&q)?;
     let office = q.node_id("office")?;
@@ -59,12 +74,13 @@ pub async fn list(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json
         Some(s @ ("placed" | "seeking")) => Some(s.to_owned()),
         Some(s) => return Err(ApiError::field("status", format!("{s:?} is not placed or seeking"))),
     };
+    let search = q.get("q").map(str::trim).filter(|s| !s.is_empty()).map(Search::new);
     let prefix = office.map(|o| RecordId::origin_prefix(&o, Kind::Worker)).unwrap_or_default();
     let page = blocking(move || {
         let kv = &api.state.kv;
         scan_page(kv, Kind::Worker, &prefix, &page, |sr| {
             let Body::Worker(w) = &sr.record.body else { return Ok(None) };
-            if key_group.is_some_and(|k| k != w.key_group) {
+            if key_group.is_some_and(|k| k != w.key_group) || search.as_ref().is_some_and(|s| !s.matches(w)) {
                 return Ok(None);
             }
             let view = WorkerView::new(&sr.record, w, store::placed(kv, &sr.record.id)?);
@@ -76,6 +92,28 @@ pub async fn list(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json
     })
     .await??;
     Ok(Json(WorkerList { workers: page.items, next: page.next }))
+}
+
+/// A worker search: by a part of the name, or a run of phone digits.
+struct Search {
+    name: String,
+    digits: String,
+}
+
+impl Search {
+    fn new(q: &str) -> Search {
+        let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+        let only_digits = q.chars().all(|c| c.is_ascii_digit() || " -+".contains(c));
+        Search { name: q.to_lowercase(), digits: if only_digits { digits } else { String::new() } }
+    }
+
+    fn matches(&self, w: &jobmesh_protocol::record::Worker) -> bool {
+        if w.name.to_lowercase().contains(&self.name) {
+            return true;
+        }
+        let phone: String = w.phone.as_deref().unwrap_or("").chars().filter(char::is_ascii_digit).collect();
+        self.digits.len() >= 3 && phone.contains(&self.digits)
+    }
 }
 
 /// `GET /v1/workers/{id}`

@@ -12,6 +12,7 @@ use crate::node_id::NodeId;
 use crate::record::{
     Body, Fill, KeyGroup, Kind, Placement, Posting, PostingStatus, Record, RecordError, RecordId, WorkType, Worker,
 };
+use crate::rules::{self, RuleError};
 use crate::store::{self, META_COUNTER};
 
 /// A new posting as the API receives it (already typed).
@@ -96,6 +97,12 @@ pub enum WriteError {
     /// The write conflicts with the record's state (withdrawn, no positions).
     #[error("{0}")]
     Conflict(String),
+    /// A field breaks a data rule of [`crate::rules`].
+    #[error("{field}: {error}")]
+    Rule { field: &'static str, error: RuleError },
+    /// The worker already holds a placement on this posting (one per pair).
+    #[error("worker {worker_id} is already placed on posting {posting_id} (placement {placement_id})")]
+    AlreadyPlaced { worker_id: RecordId, posting_id: RecordId, placement_id: RecordId },
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
@@ -109,6 +116,33 @@ impl From<RecordError> for WriteError {
     }
 }
 
+/// The data rules of [`crate::rules`] for a posting as it will be stored.
+fn posting_rules(p: &Posting) -> Result<(), WriteError> {
+    let rule = |field: &'static str| move |error: RuleError| WriteError::Rule { field, error };
+    rules::check_text(&p.title, true).map_err(rule("title"))?;
+    rules::check_text(&p.employer, true).map_err(rule("employer"))?;
+    rules::check_text(&p.category, true).map_err(rule("category"))?;
+    for (field, v) in [("wage", &p.wage), ("location", &p.location)] {
+        if let Some(v) = v {
+            rules::check_text(v, false).map_err(rule(field))?;
+        }
+    }
+    Ok(())
+}
+
+/// The data rules of [`crate::rules`] for a new worker.
+fn worker_rules(w: &Worker) -> Result<(), WriteError> {
+    let rule = |field: &'static str| move |error: RuleError| WriteError::Rule { field, error };
+    rules::check_text(&w.name, true).map_err(rule("name"))?;
+    if let Some(phone) = &w.phone {
+        rules::check_phone(phone).map_err(rule("phone"))?;
+    }
+    for s in &w.skills {
+        rules::check_text(s, true).map_err(rule("skills"))?;
+    }
+    Ok(())
+}
+
 impl<K: Kv> Engine<K> {
     fn next_id(&mut self, kind: Kind) -> RecordId {
         self.counter += 1;
@@ -116,7 +150,7 @@ impl<K: Kv> Engine<K> {
     }
 
     /// Merge locally made records in one atomic write.
-    fn write_local(&mut self, records: Vec<Record>, now: u64) -> Result<Written, WriteError> {
+    pub(super) fn write_local(&mut self, records: Vec<Record>, now: u64) -> Result<Written, WriteError> {
         self.now = self.now.max(now);
         for r in &records {
             r.validate()?;
@@ -135,6 +169,9 @@ impl<K: Kv> Engine<K> {
 
     /// Publish a posting; its audience defaults to this node's subtree.
     pub fn create_posting(&mut self, p: NewPosting, now: u64) -> Result<Written, WriteError> {
+        if let Some(date) = &p.valid_until {
+            rules::check_valid_until(date, now).map_err(|error| WriteError::Rule { field: "valid_until", error })?;
+        }
         let id = self.next_id(Kind::Posting);
         let rec = Record {
             id,
@@ -155,9 +192,13 @@ impl<K: Kv> Engine<K> {
                 updated_at: now,
             }),
         };
-        if let Err(e) = rec.validate() {
+        let checked = match &rec.body {
+            Body::Posting(p) => posting_rules(p),
+            _ => Ok(()),
+        };
+        if let Err(e) = checked.and_then(|()| rec.validate().map_err(WriteError::from)) {
             self.counter -= 1;
-            return Err(e.into());
+            return Err(e);
         }
         self.write_local(vec![rec], now)
     }
@@ -196,6 +237,12 @@ impl<K: Kv> Engine<K> {
             p.location = v;
         }
         if let Some(v) = patch.valid_until {
+            if let Some(date) = &v {
+                if p.valid_until.as_ref() != Some(date) {
+                    rules::check_valid_until(date, now)
+                        .map_err(|error| WriteError::Rule { field: "valid_until", error })?;
+                }
+            }
             p.valid_until = v;
         }
         if let Some(v) = patch.status {
@@ -213,6 +260,7 @@ impl<K: Kv> Engine<K> {
                 gen: self.write_gen,
             });
         }
+        posting_rules(&p)?;
         p.updated_at = now;
         let rec = Record {
             id: id.clone(),
@@ -239,9 +287,13 @@ impl<K: Kv> Engine<K> {
                 registered_at: now,
             }),
         };
-        if let Err(e) = rec.validate() {
+        let checked = match &rec.body {
+            Body::Worker(w) => worker_rules(w),
+            _ => Ok(()),
+        };
+        if let Err(e) = checked.and_then(|()| rec.validate().map_err(WriteError::from)) {
             self.counter -= 1;
-            return Err(e.into());
+            return Err(e);
         }
         self.write_local(vec![rec], now)
     }
@@ -270,6 +322,21 @@ impl<K: Kv> Engine<K> {
         let (posting_origin, p) = posting;
         if p.status != PostingStatus::Open {
             return Err(WriteError::Conflict(format!("posting {posting_id} is {}", p.status.as_str())));
+        }
+        if rules::is_expired(&p, now) {
+            return Err(WriteError::Conflict(format!(
+                "posting {posting_id} expired after {}",
+                p.valid_until.as_deref().unwrap_or("")
+            )));
+        }
+        // One placement per worker and posting: a second click, or a second
+        // office placing the same person on the same job, would count twice.
+        if let Some(placement_id) = rules::placement_of(&self.kv, worker_id, posting_id)? {
+            return Err(WriteError::AlreadyPlaced {
+                worker_id: worker_id.clone(),
+                posting_id: posting_id.clone(),
+                placement_id,
+            });
         }
         let filled = store::filled(&self.kv, posting_id)?;
         if filled >= p.positions {

@@ -19,6 +19,7 @@
 //! Architecture invariant: nothing that is not durable on this node is ever
 //! acknowledged to a peer or sent to one.
 
+mod expiry;
 mod link;
 pub mod local;
 mod own;
@@ -162,6 +163,9 @@ pub struct Engine<K: Kv> {
     matter_figures: MatterFigures,
     summary_dirty: bool,
     last_summary_at: Option<u64>,
+    /// When to next close own postings past their `valid_until` (0: at the
+    /// first timeout after open). See [`expiry`].
+    next_expiry_at: u64,
     now: u64,
 }
 
@@ -225,6 +229,7 @@ impl<K: Kv> Engine<K> {
             matter_figures,
             summary_dirty: true,
             last_summary_at,
+            next_expiry_at: 0,
             now,
         })
     }
@@ -332,7 +337,7 @@ impl<K: Kv> Engine<K> {
             Some(t) if self.summary_dirty => t + self.cfg.summary_min_interval_ms,
             Some(t) => t + self.cfg.summary_max_interval_ms,
         };
-        self.links.values().filter_map(|l| l.next_timeout(&self.cfg)).chain([summary]).min()
+        self.links.values().filter_map(|l| l.next_timeout(&self.cfg)).chain([summary, self.next_expiry_at]).min()
     }
 
     /// Timers: summary republication, hello retries, retransmission.
@@ -344,6 +349,10 @@ impl<K: Kv> Engine<K> {
             Some(t) if self.summary_dirty => now >= t + self.cfg.summary_min_interval_ms,
             Some(t) => now >= t + self.cfg.summary_max_interval_ms,
         };
+        if now >= self.next_expiry_at {
+            self.close_expired(now)?;
+            self.next_expiry_at = expiry::next_check_at(now);
+        }
         if due {
             self.publish_summary(now)?;
         }

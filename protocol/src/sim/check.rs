@@ -123,6 +123,10 @@ impl Mesh {
         if !problems.is_empty() {
             return Err(problems.join("\n"));
         }
+        let rules = rule_violations(&truth, &(0..self.len()).map(|i| self.id(i).clone()).collect::<Vec<_>>(), self.now);
+        if !rules.is_empty() {
+            return Err(rules.join("\n"));
+        }
         // Figures: every office's latest summary equals what its records say.
         let expected = expected_figures(&truth);
         for i in 0..self.len() {
@@ -156,5 +160,97 @@ impl Mesh {
             }
         }
         Ok(())
+    }
+}
+
+/// The data rules of [`crate::rules`] over the converged records: no open
+/// posting past its `valid_until`, every audience an office of the mesh, no
+/// office placing one worker twice on one posting, phones and texts as the
+/// rules say.
+///
+/// Two offices that cannot see each other (the worker's county and its city
+/// during a partition) may each place the same worker on the same posting:
+/// neither knows of the other's placement, and refusing would need a round
+/// trip the mesh does not make. The check is what an office can promise:
+/// it never records a second placement of a pair it already holds, and it
+/// always holds its own.
+pub fn rule_violations(
+    truth: &BTreeMap<RecordId, Record>,
+    offices: &[crate::node_id::NodeId],
+    now: u64,
+) -> Vec<String> {
+    use crate::record::PostingStatus;
+    use crate::rules;
+    let mut problems = Vec::new();
+    let mut pairs: BTreeMap<(&crate::node_id::NodeId, &RecordId, &RecordId), &RecordId> = BTreeMap::new();
+    for (id, r) in truth {
+        match &r.body {
+            Body::Posting(p) => {
+                if p.status == PostingStatus::Open && rules::is_expired(p, now) {
+                    problems.push(format!("{id} is open past its valid_until {:?}", p.valid_until));
+                }
+                if !offices.contains(&p.audience) {
+                    problems.push(format!("{id} has audience {}, which is no office of the mesh", p.audience));
+                }
+                for t in [&p.title, &p.employer, &p.category] {
+                    if let Err(e) = rules::check_text(t, true) {
+                        problems.push(format!("{id}: text {t:?}: {e}"));
+                    }
+                }
+            }
+            Body::Worker(w) => {
+                if let Some(phone) = &w.phone {
+                    if let Err(e) = rules::check_phone(phone) {
+                        problems.push(format!("{id}: {e}"));
+                    }
+                }
+            }
+            Body::Placement(l) => {
+                if let Some(first) = pairs.insert((&r.origin, &l.worker_id, &l.posting_id), id) {
+                    problems.push(format!(
+                        "worker {} is placed twice on posting {}: {first} and {id}",
+                        l.worker_id, l.posting_id
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    problems.truncate(8);
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node_id::NodeId;
+    use crate::record::{KeyGroup, Placement, WorkType};
+
+    #[test]
+    fn a_double_placement_is_a_violation() {
+        let office = NodeId::parse("gz").unwrap();
+        let w = RecordId::numbered(&office, Kind::Worker, 1);
+        let p = RecordId::numbered(&office, Kind::Posting, 2);
+        let placement = |n| Record {
+            id: RecordId::numbered(&office, Kind::Placement, n),
+            origin: office.clone(),
+            version: 1,
+            body: Body::Placement(Placement {
+                worker_id: w.clone(),
+                worker_office: office.clone(),
+                posting_id: p.clone(),
+                posting_origin: office.clone(),
+                category: "c".into(),
+                work_type: WorkType::OddJob,
+                key_group: KeyGroup::Other,
+                placed_at: 0,
+            }),
+        };
+        let mut truth: BTreeMap<RecordId, Record> = [placement(3)].into_iter().map(|r| (r.id.clone(), r)).collect();
+        assert!(rule_violations(&truth, std::slice::from_ref(&office), 0).is_empty());
+        let second = placement(4);
+        truth.insert(second.id.clone(), second);
+        let v = rule_violations(&truth, std::slice::from_ref(&office), 0);
+        assert!(v.len() == 1 && v[0].contains("placed twice"), "{v:?}");
     }
 }
