@@ -48,7 +48,72 @@ impl fmt::Display for ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParentConfig {
     pub node_id: NodeId,
-    pub addr: SocketAddr,
+    pub addr: PeerAddr,
+}
+
+/// Where to dial a peer: an IP address, or a DNS name that is resolved
+/// again on every dial (city machines change addresses; operators keep the
+/// names in DNS). Only the shape is checked when the config is read: a
+/// name that does not resolve yet is the transport's to retry, not a
+/// config error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerAddr {
+    Ip(SocketAddr),
+    Name { host: String, port: u16 },
+}
+
+impl PeerAddr {
+    /// The address when it is an IP address (no lookup needed).
+    pub fn ip(&self) -> Option<SocketAddr> {
+        match self {
+            PeerAddr::Ip(a) => Some(*a),
+            PeerAddr::Name { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Ip(a) => a.fmt(f),
+            PeerAddr::Name { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+impl PartialEq<SocketAddr> for PeerAddr {
+    fn eq(&self, other: &SocketAddr) -> bool {
+        self.ip() == Some(*other)
+    }
+}
+
+/// Longest DNS name (RFC 1035: 253 characters in text form).
+const MAX_HOST_NAME: usize = 253;
+
+/// Parse `10.0.1.1:7400`, `[::1]:7400` or `zunyi.jobmesh.example:7400`.
+fn parse_peer_addr(s: &str) -> Result<PeerAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(PeerAddr::Ip(a));
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err("no port (e.g. \"10.0.1.1:7400\" or \"zunyi.jobmesh.example:7400\")".into());
+    };
+    let port: u16 = port.parse().map_err(|_| format!("port {port:?} is not a number from 1 to 65535"))?;
+    if port == 0 {
+        return Err("port 0 cannot be dialed".into());
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() || name.len() > MAX_HOST_NAME || !name.split('.').all(label_ok) {
+        return Err(format!("{host:?} is neither an IP address nor a DNS name (letters, digits, '-' and '.')"));
+    }
+    Ok(PeerAddr::Name { host: host.to_owned(), port })
 }
 
 /// The `[tls]` table, as absolute (or config-relative resolved) paths.
@@ -159,7 +224,8 @@ impl Config {
                         format!("{pid} is not the parent of {node_id}; its parent is {expected} (the id minus its last segment)"),
                     ));
                 }
-                let addr = p.addr("parent.addr", &rp.addr)?;
+                let addr =
+                    parse_peer_addr(&rp.addr).map_err(|e| p.err("parent.addr", format!("{:?}: {e}", rp.addr)))?;
                 Some(ParentConfig { node_id: pid, addr })
             }
         };
@@ -325,7 +391,7 @@ key     = "/etc/jobmesh/gz_guiyang_guanshanhu.key"
         assert_eq!(c.api, "127.0.0.1:7480".parse().unwrap());
         let p = c.parent.unwrap();
         assert_eq!(p.node_id.as_str(), "gz/guiyang");
-        assert_eq!(p.addr, "10.0.1.1:7400".parse().unwrap());
+        assert_eq!(p.addr, "10.0.1.1:7400".parse::<SocketAddr>().unwrap());
         assert_eq!(c.tls.ca_cert, Path::new("/etc/jobmesh/pki/ca.pem"));
         assert_eq!(c.tls.key, Path::new("/etc/jobmesh/gz_guiyang_guanshanhu.key"));
         assert_eq!(c.stale_after_s, DEFAULT_STALE_AFTER_S);
@@ -395,9 +461,27 @@ key = "c"
     #[test]
     fn addresses_are_checked() {
         let e = err(&LEAF.replace("10.0.1.1:7400", "10.0.1.1"));
-        assert!(e.contains("parent.addr: \"10.0.1.1\" is not an IP address with a port"), "{e}");
+        assert!(e.contains("parent.addr: \"10.0.1.1\": no port"), "{e}");
+        let e = err(&LEAF.replace("10.0.1.1:7400", "zunyi.example"));
+        assert!(e.contains("parent.addr: \"zunyi.example\": no port"), "{e}");
+        let e = err(&LEAF.replace("10.0.1.1:7400", "zun yi:7400"));
+        assert!(e.contains("parent.addr") && e.contains("neither an IP address nor a DNS name"), "{e}");
+        let e = err(&LEAF.replace("10.0.1.1:7400", "zunyi:0"));
+        assert!(e.contains("port 0"), "{e}");
         let e = err(&LEAF.replace("0.0.0.0:7400", "nowhere"));
         assert!(e.contains(": listen: "), "{e}");
+    }
+
+    #[test]
+    fn parent_addresses_may_be_dns_names() {
+        let c = parse(&LEAF.replace("10.0.1.1:7400", "zunyi.jobmesh.example:7400")).unwrap();
+        let addr = c.parent.unwrap().addr;
+        assert_eq!(addr, PeerAddr::Name { host: "zunyi.jobmesh.example".into(), port: 7400 });
+        assert_eq!(addr.to_string(), "zunyi.jobmesh.example:7400");
+        let c = parse(&LEAF.replace("10.0.1.1:7400", "[::1]:7400")).unwrap();
+        assert_eq!(c.parent.unwrap().addr, PeerAddr::Ip("[::1]:7400".parse().unwrap()));
+        let c = parse(&LEAF.replace("10.0.1.1:7400", "localhost:7400")).unwrap();
+        assert!(matches!(c.parent.unwrap().addr, PeerAddr::Name { port: 7400, .. }));
     }
 
     #[test]

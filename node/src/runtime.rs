@@ -49,11 +49,15 @@ impl BoundSockets {
     pub async fn bind(cfg: &Config) -> Result<BoundSockets, ConfigError> {
         let (key, udp_addr) = match (cfg.listen, &cfg.parent) {
             (Some(listen), _) => ("listen", listen),
-            (None, Some(p)) => ("parent.addr", ephemeral_for(p.addr)),
+            (None, Some(p)) => ("parent.addr", ephemeral_for(p.addr.ip())),
             (None, None) => ("listen", SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)),
         };
-        let udp = std::net::UdpSocket::bind(udp_addr)
-            .map_err(|e| cfg.error(key, format!("cannot bind UDP {udp_addr}: {e}")))?;
+        let mut udp = std::net::UdpSocket::bind(udp_addr);
+        if udp.is_err() && cfg.listen.is_none() && udp_addr.is_ipv6() {
+            // A parent named in DNS: IPv6 may be off on this machine.
+            udp = std::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
+        }
+        let udp = udp.map_err(|e| cfg.error(key, format!("cannot bind UDP {udp_addr}: {e}")))?;
         let api = tokio::net::TcpListener::bind(cfg.api)
             .await
             .map_err(|e| cfg.error("api", format!("cannot bind TCP {}: {e}", cfg.api)))?;
@@ -61,11 +65,13 @@ impl BoundSockets {
     }
 }
 
-/// An unspecified address with port 0, of the family of `peer`.
-fn ephemeral_for(peer: SocketAddr) -> SocketAddr {
+/// An unspecified address with port 0, of the family of `peer`; for a
+/// parent named in DNS (`None`), IPv6, which on Linux also reaches IPv4
+/// addresses (quinn maps them), whichever family the name resolves to.
+fn ephemeral_for(peer: Option<SocketAddr>) -> SocketAddr {
     match peer {
-        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+        Some(SocketAddr::V4(_)) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        Some(SocketAddr::V6(_)) | None => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
     }
 }
 
@@ -135,6 +141,7 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         stale_after_s: cfg.stale_after_s,
         parent: cfg.parent.as_ref().map(|p| (p.node_id.clone(), p.addr.to_string())),
         transport: stats.clone(),
+        cert_not_after: tls.cert_not_after(),
     };
     let router = api::router(state.clone(), Arc::new(ctx));
     let api_stop = stop.clone();

@@ -171,6 +171,14 @@ impl NodeTls {
         }
     }
 
+    /// When this node's certificate expires (Unix seconds), for status and
+    /// monitoring; `None` if the certificate cannot be parsed (it was
+    /// checked at load, so only a build mismatch would do that).
+    pub fn cert_not_after(&self) -> Option<i64> {
+        let (_, cert) = x509_parser::parse_x509_certificate(&self.chain[0]).ok()?;
+        Some(cert.validity().not_after.timestamp())
+    }
+
     /// The node id the certificate carries (equal to the config's).
     pub fn node_id(&self) -> &NodeId {
         &self.node_id

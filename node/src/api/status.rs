@@ -69,6 +69,18 @@ pub struct ParentView {
     pub link: LinkView,
     /// The parent's address from the config.
     pub addr: Option<String>,
+    /// Why the last attempt to reach the parent failed (a name that does
+    /// not resolve, no answer, a refused handshake); `null` once linked.
+    pub last_error: Option<String>,
+}
+
+/// This node's certificate, so that expiry is seen before links fail.
+#[derive(Debug, Serialize)]
+pub struct CertView {
+    /// ISO-8601 UTC.
+    pub not_after: String,
+    /// Whole days left (negative once expired).
+    pub days_left: i64,
 }
 
 /// The `GET /v1/status` body.
@@ -79,6 +91,9 @@ pub struct StatusView {
     pub children: Vec<LinkView>,
     pub records: RecordCounts,
     pub journal: Journal,
+    /// Bytes the store takes on disk.
+    pub store_bytes: u64,
+    pub certificate: Option<CertView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -212,17 +227,27 @@ pub async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<StatusView>> {
     for p in api.peers() {
         if p.is_parent {
             let addr = api.ctx.parent.as_ref().filter(|(id, _)| *id == p.id).map(|(_, a)| a.clone());
-            parent = Some(ParentView { link: api.link_view(p, &backlogs, &held), addr });
+            let last_error = if p.connected { None } else { api.ctx.transport.parent_error() };
+            parent = Some(ParentView { link: api.link_view(p, &backlogs, &held), addr, last_error });
         } else {
             children.push(api.link_view(p, &backlogs, &held));
         }
     }
+    let api2 = api.clone();
+    let store_bytes = blocking(move || api2.state.kv.size_on_disk()).await?;
+    let now_s = (crate::state::now_ms() / 1000) as i64;
+    let certificate = api
+        .ctx
+        .cert_not_after
+        .map(|t| CertView { not_after: iso_time(t.max(0) as u64 * 1000), days_left: (t - now_s).div_euclid(86_400) });
     Ok(Json(StatusView {
         node_id: api.state.me.clone(),
         parent,
         children,
         records,
         journal: Journal { last_seq, durable_seq },
+        store_bytes,
+        certificate,
     }))
 }
 

@@ -36,7 +36,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 pub use backoff::Backoff;
 pub use stats::{TransportSnapshot, TransportStats};
 
-use crate::config::ParentConfig;
+use crate::config::{ParentConfig, PeerAddr};
 use crate::state::NodeState;
 use crate::tls::{NodeTls, TlsError, SERVER_NAME};
 
@@ -81,6 +81,8 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 pub const MAX_IDLE: Duration = Duration::from_secs(30);
 /// Longest a dial to the parent may take before it counts as failed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a DNS lookup of the parent's name may take.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest an accepted connection may take to open its stream.
 pub const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// First delay before redialing the parent.
@@ -342,9 +344,11 @@ async fn dial_loop(
         // Failures repeat every few seconds while the parent is away: log
         // the first of a kind at warn, repeats at debug.
         let mut last_failure: Option<String> = None;
+        let mut attempt = 0usize;
         while !ctx.shutdown.is_cancelled() {
             ctx.stats.dial_attempt();
-            match dial_once(&endpoint, &client, &parent, &ctx).await {
+            attempt = attempt.wrapping_add(1);
+            match dial_once(&endpoint, &client, &parent, attempt, &ctx).await {
                 Dial::Shutdown => return,
                 Dial::Linked { held } => {
                     last_failure = None;
@@ -353,6 +357,7 @@ async fn dial_loop(
                     }
                 }
                 Dial::Failed { what, handshake } => {
+                    ctx.stats.set_parent_error(Some(what.clone()));
                     if handshake {
                         ctx.stats.handshake_failure();
                     } else {
@@ -384,8 +389,43 @@ enum Dial {
     Failed { what: String, handshake: bool },
 }
 
-async fn dial_once(endpoint: &Endpoint, client: &quinn::ClientConfig, parent: &ParentConfig, ctx: &LinkCtx) -> Dial {
-    let connecting = match endpoint.connect_with(client.clone(), parent.addr, SERVER_NAME) {
+/// The parent's address for this attempt: a DNS name is looked up again on
+/// every dial, and successive attempts rotate through its addresses (of a
+/// family this endpoint can reach), so one dead address does not hide the
+/// others.
+async fn resolve(endpoint: &Endpoint, addr: &PeerAddr, attempt: usize) -> Result<SocketAddr, String> {
+    let (host, port) = match addr {
+        PeerAddr::Ip(a) => return Ok(*a),
+        PeerAddr::Name { host, port } => (host.as_str(), *port),
+    };
+    let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| format!("no answer from DNS for {host} within {RESOLVE_TIMEOUT:?}"))?
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    let v6 = endpoint.local_addr().map(|a| a.is_ipv6()).unwrap_or(false);
+    let usable: Vec<SocketAddr> = found.filter(|a| v6 || a.is_ipv4()).collect();
+    if usable.is_empty() {
+        return Err(format!("{host} resolves to no address of this socket's family"));
+    }
+    Ok(usable[attempt % usable.len()])
+}
+
+async fn dial_once(
+    endpoint: &Endpoint,
+    client: &quinn::ClientConfig,
+    parent: &ParentConfig,
+    attempt: usize,
+    ctx: &LinkCtx,
+) -> Dial {
+    let addr = tokio::select! {
+        a = resolve(endpoint, &parent.addr, attempt) => a,
+        _ = ctx.shutdown.cancelled() => return Dial::Shutdown,
+    };
+    let addr = match addr {
+        Ok(a) => a,
+        Err(what) => return Dial::Failed { what, handshake: false },
+    };
+    let connecting = match endpoint.connect_with(client.clone(), addr, SERVER_NAME) {
         Ok(c) => c,
         Err(e) => return Dial::Failed { what: e.to_string(), handshake: false },
     };
@@ -419,6 +459,7 @@ async fn dial_once(endpoint: &Endpoint, client: &quinn::ClientConfig, parent: &P
         Ok(s) => s,
         Err(e) => return Dial::Failed { what: link::describe_close(&e), handshake: false },
     };
+    ctx.stats.set_parent_error(None);
     let started = Instant::now();
     link::run(ctx, conn, parent.node_id.clone(), send, recv).await;
     if ctx.shutdown.is_cancelled() {

@@ -7,8 +7,10 @@
 //! `LinkStats`; these count what only the transport sees.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 
-/// Counters of one node's QUIC links. All methods are lock-free.
+/// Counters of one node's QUIC links. All methods but the parent's last
+/// error are lock-free.
 #[derive(Debug, Default)]
 pub struct TransportStats {
     connects: AtomicU64,
@@ -23,6 +25,9 @@ pub struct TransportStats {
     bytes_received: AtomicU64,
     frames_sent: AtomicU64,
     frames_received: AtomicU64,
+    /// Why the last dial to the parent failed (DNS, timeout, handshake);
+    /// cleared when a link comes up.
+    parent_error: Mutex<Option<String>>,
 }
 
 /// A copy of the counters at one moment.
@@ -72,6 +77,17 @@ impl TransportStats {
             bytes_received: self.bytes_received.load(Relaxed),
             frames_sent: self.frames_sent.load(Relaxed),
             frames_received: self.frames_received.load(Relaxed),
+        }
+    }
+
+    /// Why the parent cannot be reached now, if it cannot.
+    pub fn parent_error(&self) -> Option<String> {
+        self.parent_error.lock().map(|e| e.clone()).unwrap_or(None)
+    }
+
+    pub(crate) fn set_parent_error(&self, e: Option<String>) {
+        if let Ok(mut held) = self.parent_error.lock() {
+            *held = e;
         }
     }
 
