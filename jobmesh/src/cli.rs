@@ -42,6 +42,12 @@ pub enum Command {
     /// simulator) beside ceilings measured in the same run; prints a table
     /// and JSON lines. --quick is the short form CI runs.
     Bench(jobmesh_bench::BenchArgs),
+    /// One office at a glance (links, store, figures, certificate) from its
+    /// HTTP API; exit status 0 healthy, 1 unhealthy, 2 down.
+    Status(crate::ops::status::StatusArgs),
+    /// Back up a running office's store into one file (compressed, with a
+    /// manifest and a checksum), asking the node over its API.
+    Backup(crate::ops::backup::BackupArgs),
 }
 
 /// `jobmesh deploy …`
@@ -93,6 +99,14 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Deploy(DeployCommand::Down(args)) => block_on(rehearsal::down(&args.dir)),
         Command::Demo(args) => block_on(demo::run(args)),
         Command::Bench(args) => jobmesh_bench::execute(args),
+        Command::Status(args) => {
+            let code = crate::ops::status::run(args)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        Command::Backup(args) => crate::ops::backup::backup(args),
     }
 }
 

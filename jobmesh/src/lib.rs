@@ -2,3 +2,4 @@
 //! the command lines that deploy files (the systemd unit) contain.
 
 pub mod cli;
+pub mod ops;

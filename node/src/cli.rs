@@ -22,6 +22,10 @@ pub enum Command {
     /// Manage the province's private certificate authority.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Restore an office from a backup (`jobmesh backup`) into an empty
+    /// data directory; at its next start it gets its later records back
+    /// from its parent.
+    Restore(crate::ops::backup::RestoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +94,7 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             print_paths(&files);
             Ok(())
         }
+        Command::Restore(args) => crate::ops::backup::restore(args),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod driver;
 pub mod logging;
 pub mod metrics;
+pub mod ops;
 pub mod pki;
 pub mod runtime;
 pub mod state;

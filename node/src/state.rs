@@ -125,6 +125,19 @@ impl NodeState {
                     %peer, peer_checkpoint, last_seq,
                     "peer holds more of this node's journal than exists: resending everything"
                 ),
+                Event::JournalSettled { peer, peer_checkpoint, moved } => tracing::info!(
+                    %peer, peer_checkpoint, moved,
+                    "restored store: journal continues above the peer's checkpoint, so no sequence it saw is reused"
+                ),
+                Event::RestoreDone { recovered, unrecoverable } => tracing::info!(
+                    recovered,
+                    unrecoverable = unrecoverable.len(),
+                    "restore complete: own records are back from the parent; writing again"
+                ),
+                Event::RestoreUnsupported { parent } => tracing::warn!(
+                    %parent,
+                    "restored store: the parent does not serve restores (older jobmesh); this office stays read-only until it does"
+                ),
                 Event::LinkReady { peer, resume_after } => {
                     tracing::info!(%peer, resume_after, "link ready")
                 }

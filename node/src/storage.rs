@@ -70,6 +70,12 @@ impl SledKv {
         self.db.flush().map_err(backend)
     }
 
+    /// Every entry, in key order (for backups: call it where no write can
+    /// run meanwhile, i.e. under the engine lock).
+    pub fn export(&self) -> Result<Entries, StoreError> {
+        self.tree.iter().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend)).collect()
+    }
+
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)

@@ -37,8 +37,13 @@ pub const ALPNS: [&[u8]; 2] = [ALPN_V2, ALPN];
 pub const PROTOCOL_VERSION: u32 = 2;
 /// The oldest protocol version this build still speaks (the previous one).
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
-/// Capability bits this build offers in its hello (none defined yet).
-pub const CAPABILITIES: u64 = 0;
+/// Capability bit: this node serves and understands the restore frames
+/// ([`FrameV2::RestoreRequest`], [`FrameV2::RestorePage`]). They are sent
+/// only on a protocol-2 link whose peer's hello set this bit (0.1.0 sets
+/// none).
+pub const CAP_RESTORE: u64 = 1;
+/// Capability bits this build offers in its hello.
+pub const CAPABILITIES: u64 = CAP_RESTORE;
 /// Largest frame body accepted, in bytes.
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 /// Most records in one batch.
@@ -84,6 +89,12 @@ pub enum FrameV2 {
     Backfill(Backfill),
     /// The receiver has durably applied the backfill through `through`.
     BackfillAck(Ack),
+    /// A child restored from a backup asks its parent for the records of
+    /// the child's own subtree that the parent holds (only if the parent
+    /// advertised [`CAP_RESTORE`]).
+    RestoreRequest(RestoreRequest),
+    /// The parent's answer: one page of them.
+    RestorePage(RestorePage),
 }
 
 /// A run of backfill: records from the sender's journal in `(from, through]`
@@ -147,6 +158,24 @@ pub struct Nack {
     pub have: u64,
 }
 
+/// "Send me the records of my subtree from your journal after `after`."
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreRequest {
+    pub after: u64,
+}
+
+/// Records with an origin in the requesting child's subtree, found in the
+/// parent's journal in `(after, through]`. `done` when `through` reached
+/// the parent's durable journal end: the child then holds everything of
+/// its subtree that the parent held when the page was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorePage {
+    pub after: u64,
+    pub through: u64,
+    pub done: bool,
+    pub records: Vec<Record>,
+}
+
 /// Why bytes are not a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -196,6 +225,21 @@ impl Frame {
                 }
                 if b.from > b.through {
                     return Err(DecodeError::Invalid(format!("batch from {} > through {}", b.from, b.through)));
+                }
+                Ok(())
+            }
+            Frame::V2(FrameV2::RestorePage(p)) => {
+                if p.records.len() > MAX_BATCH_RECORDS {
+                    return Err(DecodeError::Invalid(format!(
+                        "restore page of {} records exceeds {MAX_BATCH_RECORDS}",
+                        p.records.len()
+                    )));
+                }
+                if p.after > p.through {
+                    return Err(DecodeError::Invalid(format!(
+                        "restore page after {} > through {}",
+                        p.after, p.through
+                    )));
                 }
                 Ok(())
             }

@@ -78,6 +78,7 @@ codes! {
     Conflict = "conflict",
     TooLarge = "too_large",
     Internal = "internal",
+    Restoring = "restoring",
 }
 
 /// One thing wrong with a request.
@@ -296,6 +297,9 @@ impl From<WriteError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, Problem { code, field, message: m, params: Map::new() })
             }
             WriteError::Store(e) => e.into(),
+            e @ WriteError::Restoring => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, Problem::general(Code::Restoring, e.to_string()))
+            }
         }
     }
 }

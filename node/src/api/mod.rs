@@ -169,6 +169,7 @@ pub fn router(state: Arc<NodeState>, ctx: Arc<ApiContext>) -> axum::Router {
     let api = Arc::new(Api::new(state, ctx));
     axum::Router::new()
         .route("/v1/postings", get(postings::list).post(postings::create))
+        .route("/v1/backup", get(crate::ops::backup::get))
         .route("/v1/postings/:id", get(postings::get).patch(postings::patch))
         .route("/v1/workers", get(workers::list).post(workers::create))
         .route("/v1/workers/:id", get(workers::get))

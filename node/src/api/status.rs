@@ -94,6 +94,9 @@ pub struct StatusView {
     /// Bytes the store takes on disk.
     pub store_bytes: u64,
     pub certificate: Option<CertView>,
+    /// True after `jobmesh restore` until the office's own records are back
+    /// from its parent (local writes answer 503 meanwhile).
+    pub restoring: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -221,7 +224,7 @@ pub async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<StatusView>> {
     let records = api.record_counts().await?;
     let backlogs = api.backlogs().await?;
     let held = api.held().await?;
-    let (last_seq, durable_seq) = api.state.inspect(|e| (e.last_seq(), e.durable_seq()));
+    let (last_seq, durable_seq, restoring) = api.state.inspect(|e| (e.last_seq(), e.durable_seq(), e.restoring()));
     let mut parent = None;
     let mut children = Vec::new();
     for p in api.peers() {
@@ -248,6 +251,7 @@ pub async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<StatusView>> {
         journal: Journal { last_seq, durable_seq },
         store_bytes,
         certificate,
+        restoring,
     }))
 }
 

@@ -88,7 +88,7 @@ pub(super) struct Link {
     /// This node's checkpoint of the peer's journal (as written).
     checkpoint: u64,
     /// The protocol version the transport negotiated for this connection.
-    version: u32,
+    pub(super) version: u32,
     /// The version this node last completed with the peer (from the store).
     completed_version: u32,
     /// Nothing is sent until this write generation is durable (set when the
@@ -96,6 +96,8 @@ pub(super) struct Link {
     /// the checkpoint can pass a record the peer did not get).
     send_after_gen: u64,
     backfill: Option<BackfillWalk>,
+    /// Capability bits of the peer's hello (0 until it arrives).
+    pub(super) peer_caps: u64,
 }
 
 impl Link {
@@ -227,6 +229,7 @@ impl<K: Kv> Engine<K> {
                 completed_version: completed_version.min(protocol),
                 send_after_gen,
                 backfill: None,
+                peer_caps: 0,
             },
         );
         let hello = self.hello(peer, false)?;
@@ -269,6 +272,8 @@ impl<K: Kv> Engine<K> {
             Frame::V1(FrameV1::Nack(n)) => self.on_nack(peer, n).map_err(LinkError::from),
             Frame::V2(FrameV2::Backfill(b)) => self.on_backfill(peer, b),
             Frame::V2(FrameV2::BackfillAck(a)) => self.on_backfill_ack(peer, a).map_err(LinkError::from),
+            Frame::V2(FrameV2::RestoreRequest(r)) => self.on_restore_request(peer, r),
+            Frame::V2(FrameV2::RestorePage(p)) => self.on_restore_page(peer, p),
         }
     }
 
@@ -280,17 +285,24 @@ impl<K: Kv> Engine<K> {
         if &h.node_id != peer {
             return Err(LinkError::IdMismatch { claimed: h.node_id, peer: peer.clone() });
         }
+        let first = !self.links.get(peer).is_some_and(|l| l.peer_hello);
+        let settled = if first { self.settle_restored_peer(peer, h.resume_after)? } else { None };
         let durable_seq = self.durable_seq;
         let last_seq = self.last_seq;
         let link = self.links.get_mut(peer).ok_or_else(|| LinkError::NoLink(peer.clone()))?;
         if h.seen_yours {
             link.they_saw_ours = true;
         }
+        link.peer_caps = h.capabilities;
         let mut reply = !h.seen_yours;
         if !link.peer_hello {
             link.peer_hello = true;
             let mut resume = h.resume_after;
-            if resume > durable_seq {
+            if let Some(r) = settled {
+                // Settled after a restore: the journal now continues above
+                // the peer's checkpoint; sending resumes once it is durable.
+                resume = r;
+            } else if resume > durable_seq {
                 // The peer holds more of our journal than we have: our store
                 // went back in time. Send everything again; merge is idempotent.
                 self.events.push_back(super::Event::JournalBehindPeer {
@@ -315,6 +327,7 @@ impl<K: Kv> Engine<K> {
             }
             self.events.push_back(Event::LinkReady { peer: peer.clone(), resume_after: resume });
             reply = true;
+            self.restore_on_parent_hello(peer, h.capabilities);
         }
         if reply {
             let hello = self.hello(peer, true)?;

@@ -105,6 +105,12 @@ pub enum WriteError {
     AlreadyPlaced { worker_id: RecordId, posting_id: RecordId, placement_id: RecordId },
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The office was restored from a backup and its own records are still
+    /// coming back from its parent; it writes again once they are here.
+    #[error(
+        "this office was restored from a backup and is getting its records back from its parent; try again shortly"
+    )]
+    Restoring,
 }
 
 impl From<RecordError> for WriteError {
@@ -152,6 +158,9 @@ impl<K: Kv> Engine<K> {
     /// Merge locally made records in one atomic write.
     pub(super) fn write_local(&mut self, records: Vec<Record>, now: u64) -> Result<Written, WriteError> {
         self.now = self.now.max(now);
+        if self.restoring() {
+            return Err(WriteError::Restoring);
+        }
         for r in &records {
             r.validate()?;
         }

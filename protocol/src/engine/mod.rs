@@ -23,6 +23,7 @@ mod expiry;
 mod link;
 pub mod local;
 mod own;
+pub mod restore;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -99,6 +100,17 @@ pub enum Event {
     /// A peer resumed beyond this node's journal: this node's store went
     /// back in time (restored from a backup); replication restarts from 0.
     JournalBehindPeer { peer: NodeId, peer_checkpoint: u64, last_seq: u64 },
+    /// After a restore, `peer` held this node's journal past the backup:
+    /// `moved` entries written since the restore got sequences above its
+    /// checkpoint, so none it has seen is reused.
+    JournalSettled { peer: NodeId, peer_checkpoint: u64, moved: u64 },
+    /// A restored node's own records are back from its parent: it writes
+    /// again. `unrecoverable` lists records that could not come back (none
+    /// today: every kind an office writes flows up).
+    RestoreDone { recovered: u64, unrecoverable: Vec<RecordId> },
+    /// The parent does not serve restores (an older build): this node
+    /// stays read-only until a parent that does is reached.
+    RestoreUnsupported { parent: NodeId },
     /// Same id and version, different body.
     Conflict { id: RecordId, version: u64 },
     /// A batch from `peer` was applied (not yet durable).
@@ -167,6 +179,11 @@ pub struct Engine<K: Kv> {
     /// first timeout after open). See [`expiry`].
     next_expiry_at: u64,
     now: u64,
+    /// Own records still to come back from the parent after a restore.
+    restore: Option<restore::Pending>,
+    /// The backup's last journal sequence, on a restored store.
+    restored_at: Option<u64>,
+    restore_recovered: u64,
 }
 
 impl<K: Kv> Engine<K> {
@@ -210,7 +227,8 @@ impl<K: Kv> Engine<K> {
             crate::record::Body::Summary(s) => Some(s.generated_at),
             _ => None,
         });
-        Ok(Engine {
+        let (restore, restored_at) = restore::load(&kv)?;
+        let mut engine = Engine {
             parent: me.parent(),
             me,
             cfg,
@@ -231,7 +249,12 @@ impl<K: Kv> Engine<K> {
             last_summary_at,
             next_expiry_at: 0,
             now,
-        })
+            restore,
+            restored_at,
+            restore_recovered: 0,
+        };
+        engine.restore_without_parent()?;
+        Ok(engine)
     }
 
     pub fn node_id(&self) -> &NodeId {
@@ -337,7 +360,14 @@ impl<K: Kv> Engine<K> {
             Some(t) if self.summary_dirty => t + self.cfg.summary_min_interval_ms,
             Some(t) => t + self.cfg.summary_max_interval_ms,
         };
-        self.links.values().filter_map(|l| l.next_timeout(&self.cfg)).chain([summary, self.next_expiry_at]).min()
+        let summary = if self.restoring() { None } else { Some(summary) };
+        self.links
+            .values()
+            .filter_map(|l| l.next_timeout(&self.cfg))
+            .chain(summary)
+            .chain([self.next_expiry_at])
+            .chain(self.restore_deadline())
+            .min()
     }
 
     /// Timers: summary republication, hello retries, retransmission.
@@ -349,13 +379,18 @@ impl<K: Kv> Engine<K> {
             Some(t) if self.summary_dirty => now >= t + self.cfg.summary_min_interval_ms,
             Some(t) => now >= t + self.cfg.summary_max_interval_ms,
         };
-        if now >= self.next_expiry_at {
+        // Closing expired postings writes new versions of own records: not
+        // while a restore may still bring newer ones back.
+        if now >= self.next_expiry_at && !self.restoring() {
             self.close_expired(now)?;
             self.next_expiry_at = expiry::next_check_at(now);
         }
-        if due {
+        // A restoring node's summary version may exist upstream already:
+        // it publishes once its own records are back.
+        if due && !self.restoring() {
             self.publish_summary(now)?;
         }
+        self.restore_timeout(now);
         let peers: Vec<NodeId> = self.links.keys().cloned().collect();
         for peer in peers {
             if let Err(e) = self.link_timeout(&peer, now) {
