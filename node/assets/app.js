@@ -78,9 +78,7 @@ const BOARD_POLL_MS = 5000; // job board and screen list
 const BOARD_PAGE = 30;
 const MAX_LIMIT = 5000; // the API's page limit
 const PICK_LIMIT = 500; // workers/postings offered in the placement form
-const SCREEN_FETCH = 500; // postings scanned for the screen's "newest"
-const SCREEN_SHOWN = 12;
-const SCREEN_SCROLL_MS = 4000;
+const SCREEN_PAGE_MS = 10000; // the wall screen turns its page
 const TREND_DAYS = 30;
 const CST_OFFSET_MS = 8 * 3600 * 1000; // offices keep China Standard Time
 const LANG_KEY = 'jobmesh.lang';
@@ -150,6 +148,27 @@ const I18N = {
     'wt.full_time': '全职', 'wt.part_time': '兼职', 'wt.odd_job': '零工', 'wt.temporary': '临时工',
     'kg.college_graduate': '高校毕业生', 'kg.migrant_worker': '农民工', 'kg.ex_serviceman': '退役军人',
     'kg.rural_labor': '农村劳动力', 'kg.disabled': '残疾人', 'kg.other': '其他',
+    'rep.full': '报送 {fresh}/{m}', 'rep.stale': '过期 {s}', 'rep.missing': '未报送 {x}',
+    'col.reporting': '报送情况', 'sub.count': '{f}/{n}',
+    'uplink.down': '本站与上级 {name} 的连接已中断{age}（最近联系 {t}），{n} 条记录等待上报；上级看到的是本站的旧数据。',
+    'uplink.never': '本站尚未连上上级 {name}，{n} 条记录等待上报。',
+    'filter.all': '全部单位', 'filter.problems': '只看过期或未报送', 'filter.search': '按名称或编号搜索',
+    'rows.more': '再显示 {n} 个', 'rows.shown': '显示 {n}/{m} 个单位',
+    'signin.title': '登录', 'signin.token': '访问令牌', 'signin.go': '登录', 'signin.out': '退出登录',
+    'signin.hint': '本站需要访问令牌。令牌只保存在本浏览器标签页中，关闭后需重新登录。',
+    'conn.auth2': '需要登录',
+    'req': '必填',
+    'ok.post2': '已发布：{title}（{n} 人），编号', 'ok.worker2': '已登记：{name}，编号',
+    'ok.placement2': '已登记就业：{worker} → {title}，{office}，编号',
+    'ok.withdrawn': '已撤下：{title}', 'ok.closed': '已结束招聘：{title}', 'ok.edited': '已修改：{title}',
+    'btn.withdraw': '撤下', 'btn.close': '结束招聘', 'btn.edit': '修改人数', 'edit.positions': '新的招聘人数',
+    'fld.search_worker': '查找求职者（姓名或电话）', 'search.none': '没有找到', 'search.count': '找到 {n} 人',
+    'screen.posts2': '在招空缺岗位', 'screen.registered2': '登记求职人数', 'screen.placements2': '实现就业人数',
+    'screen.note': '空缺岗位数为下方 {n} 条在招信息的剩余名额之和；登记与就业人数为本站及下级合计。',
+    'screen.list': '在招岗位', 'screen.page': '第 {i}/{n} 页', 'screen.contact': '咨询：{office}',
+    'screen.empty': '暂无在招岗位',
+    'weekday': '星期{d}', 'wd': '日一二三四五六',
+    'col.share': '占比',
   },
   en: {
     'app.title': 'Public Employment Service',
@@ -202,6 +221,33 @@ const I18N = {
     'wt.full_time': 'Full-time', 'wt.part_time': 'Part-time', 'wt.odd_job': 'Odd job', 'wt.temporary': 'Temporary',
     'kg.college_graduate': 'College graduate', 'kg.migrant_worker': 'Migrant worker', 'kg.ex_serviceman': 'Ex-serviceman',
     'kg.rural_labor': 'Rural labor', 'kg.disabled': 'Disabled', 'kg.other': 'Other',
+    'rep.full': '{fresh} of {m} offices fresh', 'rep.stale': '{s} stale', 'rep.missing': '{x} missing',
+    'col.reporting': 'Reporting', 'sub.count': '{f}/{n}',
+    'uplink.down': 'The link up to {name} has been down for {age} (last contact {t}); {n} records wait to go up, so the offices above see old figures from here.',
+    'uplink.down.one': 'The link up to {name} has been down for {age} (last contact {t}); 1 record waits to go up, so the offices above see old figures from here.',
+    'uplink.never': 'This office has not reached {name} yet; {n} records wait to go up.',
+    'filter.all': 'All offices', 'filter.problems': 'Only stale or missing', 'filter.search': 'Search by name or id',
+    'rows.more': 'Show {n} more', 'rows.shown': '{n} of {m} offices shown',
+    'signin.title': 'Sign in', 'signin.token': 'Access token', 'signin.go': 'Sign in', 'signin.out': 'Sign out',
+    'signin.hint': 'This office needs an access token. It is kept in this browser tab only; sign in again after closing it.',
+    'conn.auth2': 'sign-in needed',
+    'req': 'required',
+    'ok.post2': 'Posted: {title} ({n} positions), id', 'ok.post2.one': 'Posted: {title} (1 position), id',
+    'ok.worker2': 'Registered: {name}, id',
+    'ok.placement2': 'Placement recorded: {worker} → {title}, {office}, id',
+    'ok.withdrawn': 'Withdrawn: {title}', 'ok.closed': 'Closed: {title}', 'ok.edited': 'Changed: {title}',
+    'btn.withdraw': 'Withdraw', 'btn.close': 'Close', 'btn.edit': 'Change positions', 'edit.positions': 'New number of positions',
+    'fld.search_worker': 'Find a worker (name or phone)', 'search.none': 'No match', 'search.count': '{n} found',
+    'screen.posts2': 'Open positions', 'screen.registered2': 'People registered', 'screen.placements2': 'Jobs achieved',
+    'screen.note': 'Open positions add up what is left on the {n} open postings below; people and jobs count this office and those under it.',
+    'screen.note.one': 'Open positions add up what is left on the 1 open posting below; people and jobs count this office and those under it.',
+    'screen.list': 'Open jobs', 'screen.page': 'page {i} of {n}', 'screen.contact': 'Ask at {office}',
+    'screen.empty': 'No open jobs',
+    'weekday': '{d}', 'wd': 'Sun,Mon,Tue,Wed,Thu,Fri,Sat',
+    'board.remaining.one': '1 position left', 'screen.remaining.one': '1 wanted',
+    'age.m.one': '1 min', 'age.h.one': '1 h', 'age.d.one': '1 d',
+    'board.count.one': '1 shown', 'search.count.one': '1 found',
+    'col.share': 'Share',
   },
 };
 
@@ -217,7 +263,10 @@ function loadLang() {
 
 /** Translate `key`, filling `{name}` placeholders from `vars`. */
 function t(key, vars) {
-  const text = (I18N[lang] && I18N[lang][key]) || I18N.zh[key] || key;
+  // English plurals: a `.one` variant when the count ({n}, {r}) is 1.
+  const count = vars && (vars.n !== undefined ? vars.n : vars.r);
+  const one = (count === 1 || count === '1') && I18N[lang] && I18N[lang][key + '.one'];
+  const text = one || (I18N[lang] && I18N[lang][key]) || I18N.zh[key] || key;
   return vars ? text.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m)) : text;
 }
 
@@ -353,13 +402,62 @@ function lastSegment(id) { return String(id).split('/').pop(); }
 /* ── API access ────────────────────────────────────────────────────────── */
 
 const PAGE_PARAMS = new URLSearchParams(location.search);
-const TOKEN = PAGE_PARAMS.get('token');
+const TOKEN_KEY = 'jobmesh.token';
+/**
+ * The access token lives in this tab's sessionStorage, never in the
+ * address: an old `?token=` link is moved there and removed from the
+ * address (and so from the history and the wall screen).
+ */
+let TOKEN = (() => {
+  let tok = null;
+  try { tok = sessionStorage.getItem(TOKEN_KEY); } catch (e) { /* storage off: sign in each time */ }
+  const fromUrl = PAGE_PARAMS.get('token');
+  if (fromUrl) {
+    tok = fromUrl;
+    try { sessionStorage.setItem(TOKEN_KEY, tok); } catch (e) { /* kept in memory only */ }
+    PAGE_PARAMS.delete('token');
+    const qs = PAGE_PARAMS.toString();
+    history.replaceState(null, '', location.pathname + (qs ? '?' + qs : '') + location.hash);
+  }
+  return tok;
+})();
+
+function signIn(tok) {
+  TOKEN = tok || null;
+  try {
+    if (TOKEN) sessionStorage.setItem(TOKEN_KEY, TOKEN); else sessionStorage.removeItem(TOKEN_KEY);
+  } catch (e) { /* kept in memory only */ }
+  state.needToken = false;
+  renderSignIn();
+  fastPoll.kick();
+  slowPoll.kick();
+}
+
+function renderSignIn() {
+  $('#signin').hidden = !state.needToken;
+  $('#signout').hidden = !TOKEN;
+}
 
 class ApiError extends Error {
   constructor(message, status) {
     super(message);
     this.status = status;
   }
+}
+
+/** The catalogue of error messages by code (`/errors.json`), loaded at start. */
+let CATALOGUE = { zh: {}, en: {} };
+
+/** A problem of a 4xx body in the page's language: the catalogue's text with its parameters. */
+function problemText(p) {
+  const text = p && p.code && CATALOGUE[lang] && CATALOGUE[lang][p.code];
+  if (!text) return String((p && p.error) || '');
+  const params = (p && p.params) || {};
+  return text.replace(/\{(\w+)\}/g, (m, k) => {
+    const v = params[k];
+    if (v === undefined || v === null) return m;
+    return Array.isArray(v) ? v.join(', ') : String(v);
+  });
 }
 
 function apiUrl(path, params) {
@@ -392,10 +490,25 @@ async function apiGet(path, params) {
   const res = await fetch(apiUrl(path, params), { headers: headers(), cache: 'no-store' });
   const data = await readJson(res);
   if (!res.ok) {
-    const msg = (data && data.error) || res.statusText || String(res.status);
+    const msg = (data && (problemText(data) || data.error)) || res.statusText || String(res.status);
+    if (res.status === 401) { state.needToken = true; renderSignIn(); }
     throw new ApiError(`${res.status} ${msg}`, res.status);
   }
   return data || {};
+}
+
+/** PATCH → {ok, status, data}. */
+async function apiPatch(path, body) {
+  try {
+    const res = await fetch(path, {
+      method: 'PATCH',
+      headers: headers({ 'Content-Type': 'application/json' }),
+      body: JSON.stringify(body),
+    });
+    return { ok: res.ok, status: res.status, data: (await readJson(res)) || {} };
+  } catch (e) {
+    return { ok: false, status: 0, data: {} };
+  }
 }
 
 /** POST → {ok, status, data}; network errors give status 0. */
@@ -406,14 +519,16 @@ async function apiPost(path, body) {
       headers: headers({ 'Content-Type': 'application/json' }),
       body: JSON.stringify(body),
     });
-    return { ok: res.ok, status: res.status, data: (await readJson(res)) || {} };
+    const data = (await readJson(res)) || {};
+    if (res.status === 401) { state.needToken = true; renderSignIn(); }
+    return { ok: res.ok, status: res.status, data };
   } catch (e) {
     return { ok: false, status: 0, data: {} };
   }
 }
 
 function describeFailure(err) {
-  if (err instanceof ApiError) return err.status === 401 || err.status === 403 ? t('conn.auth') : err.message;
+  if (err instanceof ApiError) return err.status === 401 ? t('conn.auth2') : err.message;
   return t('conn.network');
 }
 
@@ -434,6 +549,14 @@ const state = {
   lastOk: null,
   categories: '', // the datalist's current content, to avoid rebuilding it every poll
   audienceFor: null, // node id the audience choices were built for
+  needToken: false,
+  rowFilter: 'all', // 'all' or 'problems'
+  rowSearch: '',
+  rowLimit: 100, // rows of the offices table shown; "more" adds a page
+  screenAll: [], // every open posting with positions left, for the wall screen
+  screenPage: 0,
+  pickWorkers: [],
+  pickPostings: [],
 };
 
 function homeId() {
@@ -501,10 +624,13 @@ async function pollSummary() {
   const node = state.drill;
   const allLevels = state.allLevels;
   try {
+    // Every level, so that each row can say how many offices below it
+    // report fresh, stale or not at all; in-flight counts cost a key scan
+    // per row, so only for small trees.
+    const small = !state.summary || (Array.isArray(state.summary.nodes) && state.summary.nodes.length <= 64);
     const data = await apiGet('/v1/summary', {
       node: node || undefined,
-      depth: allLevels ? undefined : 1,
-      in_flight: allLevels ? undefined : 'true', // a key scan per row: only for the short list
+      in_flight: small && !allLevels ? 'true' : undefined,
     });
     // A drill-down or level change while this was in flight makes it obsolete.
     if (node !== state.drill || allLevels !== state.allLevels) return;
@@ -595,16 +721,36 @@ function shownId(s) {
 function renderHeadline() {
   const s = state.summary;
   const shown = state.drill || shownId(s) || homeId() || '';
-  $('#overview-node').textContent = shown;
+  const row = s && Array.isArray(s.nodes) ? s.nodes.find((n) => n.node_id === shown) : null;
+  replaceChildren($('#overview-node'), [
+    el('span', { class: 'office-name', 'data-testid': 'overview-name' }, row ? officeName(row) : lastSegment(shown)),
+    el('span', { class: 'office-path' }, shown),
+  ]);
   renderBreadcrumb(shown);
   const rep = $('#reporting');
   const r = (s && s.reporting) || {};
   rep.dataset.offices = isNum(r.offices) ? String(r.offices) : '';
   rep.dataset.expected = isNum(r.expected) ? String(r.expected) : '';
+  // `stale` counts every office whose figures are old, missing ones too.
+  const missing = isNum(r.missing) ? r.missing : 0;
+  const staleOnly = isNum(r.stale) ? Math.max(0, r.stale - missing) : 0;
+  const expected = isNum(r.expected) ? r.expected : r.offices;
+  const fresh = isNum(expected) ? expected - staleOnly - missing : null;
+  rep.dataset.fresh = isNum(fresh) ? String(fresh) : '';
+  rep.dataset.stale = String(staleOnly);
+  rep.dataset.missing = String(missing);
+  const level = missing > 0 ? 'red' : staleOnly > 0 ? 'amber' : 'green';
+  rep.dataset.level = isNum(r.offices) ? level : '';
   if (!isNum(r.offices)) rep.textContent = '';
-  else if (isNum(r.expected)) rep.textContent = t('reporting', { n: r.offices, m: r.expected });
-  else rep.textContent = t('reporting.n', { n: r.offices });
-  rep.classList.toggle('incomplete', isNum(r.expected) && r.offices < r.expected);
+  else {
+    const parts = [t('rep.full', { fresh, m: expected })];
+    if (staleOnly) parts.push(t('rep.stale', { s: staleOnly }));
+    if (missing) parts.push(t('rep.missing', { x: missing }));
+    rep.textContent = parts.join(' · ');
+  }
+  rep.classList.toggle('incomplete', level !== 'green');
+  rep.classList.toggle('rep-amber', level === 'amber');
+  rep.classList.toggle('rep-red', level === 'red');
   const gen = s && toMs(s.generated_at);
   $('#generated-at').textContent = gen ? t('as_of', { t: fmtClock(gen) }) : '';
 }
@@ -680,18 +826,53 @@ function compareRows(a, b, shown) {
   return c !== 0 ? c * dir : a.node_id.localeCompare(b.node_id);
 }
 
+/** For every row, how many offices of its subtree report fresh, stale or not at all. */
+function subtreeCounts(nodes) {
+  const counts = new Map();
+  for (const n of nodes) counts.set(n.node_id, { fresh: 0, stale: 0, missing: 0 });
+  for (const n of nodes) {
+    const st = rowState(n);
+    const key = st === 'ok' ? 'fresh' : st;
+    for (let id = n.node_id; id; id = parentOf(id)) {
+      const c = counts.get(id);
+      if (c) c[key]++;
+    }
+  }
+  return counts;
+}
+
 function renderNodesTable() {
   const s = state.summary;
   const body = $('#nodes-body');
   renderSortHeaders();
   if (!s || !Array.isArray(s.nodes) || s.nodes.length === 0) {
-    replaceChildren(body, s ? el('tr', {}, el('td', { colspan: 13, class: 'empty' }, t('ov.no_nodes'))) : []);
+    replaceChildren(body, s ? el('tr', {}, el('td', { colspan: 14, class: 'empty' }, t('ov.no_nodes'))) : []);
+    $('#rows-more').hidden = true;
+    $('#rows-shown').textContent = '';
     return;
   }
   const shown = shownId(s);
+  const counts = subtreeCounts(s.nodes);
+  const depth = String(shown).split('/').length;
+  const search = state.rowSearch.trim().toLowerCase();
+  const keep = (n) => {
+    if (!state.allLevels && !search && String(n.node_id).split('/').length !== depth + 1) return false;
+    const c = counts.get(n.node_id);
+    if (state.rowFilter === 'problems' && !(c && (c.stale || c.missing))) return false;
+    if (search) {
+      const hay = [n.node_id, n.name, n.name_zh].filter(Boolean).join(' ').toLowerCase();
+      if (!hay.includes(search)) return false;
+    }
+    return true;
+  };
   const self = s.nodes.filter((n) => n.node_id === shown);
-  const others = s.nodes.filter((n) => n.node_id !== shown).sort((a, b) => compareRows(a, b, shown));
-  replaceChildren(body, self.concat(others).map((n) => nodeRow(n, n.node_id === shown)));
+  const others = s.nodes.filter((n) => n.node_id !== shown && keep(n)).sort((a, b) => compareRows(a, b, shown));
+  const page = others.slice(0, state.rowLimit);
+  replaceChildren(body, self.concat(page).map((n) => nodeRow(n, n.node_id === shown, counts.get(n.node_id))));
+  const more = others.length - page.length;
+  $('#rows-more').hidden = more <= 0;
+  $('#rows-more').textContent = t('rows.more', { n: Math.min(more, 100) });
+  $('#rows-shown').textContent = t('rows.shown', { n: page.length, m: others.length });
 }
 
 function renderSortHeaders() {
@@ -702,11 +883,22 @@ function renderSortHeaders() {
   }
 }
 
-function nodeRow(n, isSelf) {
+function nodeRow(n, isSelf, counts) {
   const st = rowState(n);
-  const figs = rowFigures(n, isSelf);
+  const c = counts || { fresh: st === 'ok' ? 1 : 0, stale: st === 'stale' ? 1 : 0, missing: st === 'missing' ? 1 : 0 };
+  // Figures of a subtree where nothing ever reported are unknown, not 0.
+  const known = isSelf ? st !== 'missing' : c.fresh + c.stale > 0;
+  const figs = known ? rowFigures(n, isSelf) : {};
   const cells = [officeCell(n, isSelf)];
   for (const k of TOTAL_KEYS) cells.push(numCell(k, figs[k]));
+  const total = c.fresh + c.stale + c.missing;
+  const sub = c.missing ? 'red' : c.stale ? 'amber' : 'green';
+  const parts = [t('sub.count', { f: c.fresh, n: total })];
+  if (c.stale) parts.push(t('rep.stale', { s: c.stale }));
+  if (c.missing) parts.push(t('rep.missing', { x: c.missing }));
+  cells.push(el('td', {
+    'data-col': 'reporting', class: 'sub-' + sub, 'data-fresh': c.fresh, 'data-stale': c.stale, 'data-missing': c.missing,
+  }, parts.join(' · ')));
   const reported = toMs(n.reported_at);
   cells.push(el('td', { 'data-col': 'reported_at' }, reported ? t('as_of', { t: fmtClock(reported) }) : '—'));
   cells.push(el('td', { 'data-col': 'age_s', class: 'num', 'data-value': isNum(n.age_s) ? n.age_s : null }, fmtAge(n.age_s)));
@@ -718,7 +910,10 @@ function nodeRow(n, isSelf) {
   const flightCell = numCell('in_flight', flight);
   if (n.in_flight) flightCell.title = t('inflight.title', inFlightVars(n.in_flight));
   cells.push(flightCell);
-  return el('tr', { 'data-node': n.node_id, 'data-state': st, 'data-self': isSelf ? 'true' : null, class: 'row-' + st }, cells);
+  return el('tr', {
+    'data-node': n.node_id, 'data-state': st, 'data-subtree': sub, 'data-self': isSelf ? 'true' : null,
+    class: 'row-' + st + ' subtree-' + sub,
+  }, cells);
 }
 
 function inFlightVars(f) {
@@ -780,8 +975,10 @@ function breakdownTable(table, data, label, cols) {
     .sort((a, b) => (b[1][cols[0]] || 0) - (a[1][cols[0]] || 0) || a[0].localeCompare(b[0]));
   const head = el('thead', {}, el('tr', {}, [el('th', {}, t('col.name'))].concat(
     cols.map((c) => el('th', { class: 'num' }, t('col.' + c))))));
+  const top = Math.max(1, ...rows.map(([, v]) => (v && v[cols[0]]) || 0));
+  const bar = (v) => el('div', { class: 'bar', style: `width:${Math.round((100 * ((v && v[cols[0]]) || 0)) / top)}%` });
   const body = rows.length
-    ? rows.map(([name, v]) => el('tr', { 'data-key': name }, [el('td', { title: name }, label(name))].concat(
+    ? rows.map(([name, v]) => el('tr', { 'data-key': name }, [el('td', { title: name, class: 'bar-cell' }, [label(name), bar(v)])].concat(
       cols.map((c) => numCell(c, v && v[c])))))
     : [el('tr', {}, el('td', { colspan: cols.length + 1, class: 'empty' }, t('ov.no_data')))];
   replaceChildren(table, [head, el('tbody', {}, body)]);
@@ -872,17 +1069,41 @@ function updateCategoryList() {
 
 /* ── Status: mesh view, header, audience choices ───────────────────────── */
 
+/** This office's own row of the summary (names come from its topology). */
+function selfRow() {
+  const s = state.summary;
+  const id = homeId();
+  return s && !state.drill && Array.isArray(s.nodes) ? s.nodes.find((n) => n.node_id === id) || null : null;
+}
+
+/** Every tab says so when this office's own link up is down. */
+function renderUplink() {
+  const p = state.status && state.status.parent;
+  const box = $('#uplink-banner');
+  if (!p || p.connected) { box.hidden = true; box.textContent = ''; return; }
+  const name = lang === 'en' ? p.name || p.name_zh || p.node_id : p.name_zh || p.name || p.node_id;
+  const since = sinceMs(toMs(p.last_contact));
+  const n = isNum(p.backlog) ? p.backlog : 0;
+  box.textContent = since === null
+    ? t('uplink.never', { name, n: fmtNum(n) })
+    : t('uplink.down', { name, age: fmtAge(since), t: fmtClock(toMs(p.last_contact)), n: n === 1 ? 1 : fmtNum(n) });
+  box.dataset.backlog = String(n);
+  box.hidden = false;
+}
+
 function renderStatus() {
   const s = state.status || {};
   $('#node-id').textContent = s.node_id || '';
-  if (s.node_id) document.title = `jobmesh · ${s.node_id}`;
+  const me = selfRow();
+  $('#node-name').textContent = me ? officeName(me) : '';
+  if (s.node_id) document.title = `${me ? officeName(me) + ' · ' : ''}${s.node_id}`;
+  renderUplink();
   renderMesh();
   renderAudienceChoices();
   if (state.summary) {
     renderNodesTable(); // link state lives in the status
     renderHeadline();
   }
-  $('#screen-node').textContent = s.node_id || '';
 }
 
 function renderMesh() {
@@ -907,7 +1128,7 @@ function renderParent(p) {
   }
   box.dataset.connected = String(!!p.connected);
   replaceChildren(box, el('dl', { class: 'kv' }, [
-    el('dt', {}, t('col.office')), el('dd', { class: 'mono' }, p.node_id),
+    el('dt', {}, t('col.office')), el('dd', {}, [el('span', { class: 'office-name' }, officeName(p)), el('span', { class: 'office-path' }, p.node_id)]),
     el('dt', {}, t('mesh.addr')), el('dd', { class: 'mono' }, p.addr || '—'),
     el('dt', {}, t('col.link')), el('dd', {}, linkBadge(p)),
     el('dt', {}, t('mesh.last_contact')), el('dd', {}, lastContactText(p.last_contact)),
@@ -923,7 +1144,7 @@ function lastContactText(v) {
 
 function childRow(c) {
   return el('tr', { 'data-node': c.node_id, 'data-connected': String(!!c.connected) }, [
-    el('td', { class: 'office' }, [el('span', { class: 'office-name' }, c.name || lastSegment(c.node_id)),
+    el('td', { class: 'office' }, [el('span', { class: 'office-name' }, officeName(c)),
       el('span', { class: 'office-path' }, c.node_id)]),
     el('td', {}, linkBadge(c)),
     el('td', {}, lastContactText(c.last_contact)),
@@ -1008,13 +1229,19 @@ function postingCard(p) {
   if (p.status && p.status !== 'open') badges.push(el('span', { class: 'badge badge-status-' + p.status }, statusLabel(p.status)));
   const details = [
     detail('board.employer', p.employer), detail('board.wage', p.wage), detail('board.location', p.location),
-    detail('board.valid_until', p.valid_until), detail('board.origin', p.origin),
+    detail('board.valid_until', p.valid_until), detail('board.origin', nameOf(p.origin)),
   ];
+  const actions = p.own && p.status === 'open' ? el('div', { class: 'posting-actions' }, [
+    el('button', { type: 'button', class: 'small-button', 'data-act': 'withdrawn', 'data-id': p.id }, t('btn.withdraw')),
+    el('button', { type: 'button', class: 'small-button', 'data-act': 'closed', 'data-id': p.id }, t('btn.close')),
+    el('button', { type: 'button', class: 'small-button', 'data-act': 'edit', 'data-id': p.id }, t('btn.edit')),
+  ]) : null;
   return el('article', { class: 'posting' + (rem === 0 ? ' posting-full' : ''), 'data-id': p.id, 'data-testid': 'posting' }, [
     el('div', { class: 'posting-main' }, [
       el('h3', { class: 'posting-title' }, p.title || '—'),
       el('div', { class: 'posting-badges' }, badges),
       el('dl', { class: 'posting-details' }, details),
+      actions,
     ]),
     el('div', { class: 'posting-side' }, [
       el('div', { class: 'remaining', 'data-value': isNum(rem) ? rem : null }, t('board.remaining', { r: fmtNum(rem) })),
@@ -1024,6 +1251,43 @@ function postingCard(p) {
   ]);
 }
 
+/** An office's name from the summary rows or links this page holds, else its id. */
+function nameOf(id) {
+  const rows = (state.summary && Array.isArray(state.summary.nodes) && state.summary.nodes) || [];
+  const st = state.status || {};
+  const links = [].concat(st.parent ? [st.parent] : [], Array.isArray(st.children) ? st.children : []);
+  const hit = rows.find((n) => n.node_id === id) || links.find((l) => l.node_id === id);
+  return hit && (hit.name || hit.name_zh) ? officeName(hit) : String(id || '');
+}
+
+/** Withdraw, close or change a posting published here (the origin). */
+async function onPostingAction(ev) {
+  const b = ev.target.closest('button[data-act]');
+  if (!b) return;
+  const p = state.board.items.find((x) => x.id === b.dataset.id);
+  let body = { status: b.dataset.act };
+  if (b.dataset.act === 'edit') {
+    const v = window.prompt(t('edit.positions'), p ? String(p.positions) : '');
+    if (v === null) return;
+    body = { positions: positionsValue(v.trim()) };
+  }
+  b.disabled = true;
+  const res = await apiPatch('/v1/postings/' + encodeURIComponent(b.dataset.id), body);
+  b.disabled = false;
+  const box = $('#board-message');
+  box.hidden = false;
+  if (res.ok) {
+    const key = body.status === 'withdrawn' ? 'ok.withdrawn' : body.status === 'closed' ? 'ok.closed' : 'ok.edited';
+    box.className = 'form-result';
+    box.textContent = t(key, { title: (res.data && res.data.title) || (p && p.title) || b.dataset.id });
+    refreshBoard();
+    fastPoll.kick();
+  } else {
+    box.className = 'form-error';
+    box.textContent = res.data && res.data.code ? problemText(res.data) : failureMessage(res);
+  }
+}
+
 function detail(key, value) {
   if (value === undefined || value === null || value === '') return null;
   return el('div', { class: 'detail' }, [el('dt', {}, t(key)), el('dd', {}, String(value))]);
@@ -1031,52 +1295,82 @@ function detail(key, value) {
 
 /* ── Screen mode ───────────────────────────────────────────────────────── */
 
+/** Rows of the wall screen's list per page, from the height left for it. */
+function screenRowsPerPage() {
+  const wrap = $('.screen-list-wrap');
+  const probe = $('#screen-postings li');
+  const h = wrap ? wrap.clientHeight : 0;
+  const row = probe ? probe.offsetHeight : 0;
+  return h > 0 && row > 0 ? Math.max(1, Math.floor(h / row)) : 8;
+}
+
+function screenDate(ms) {
+  const { y, mo, d } = cstParts(ms);
+  const wd = new Date(ms + CST_OFFSET_MS).getUTCDay();
+  const names = lang === 'en' ? t('wd').split(',') : Array.from(t('wd'));
+  return `${y}-${mo}-${d} ${t('weekday', { d: names[wd] })}`;
+}
+
+/**
+ * The wall screen: this office's name and date; open positions summed over
+ * exactly the postings listed below (so the figure and the list agree),
+ * and the subtree's registered people and placements; then the list, a
+ * page at a time.
+ */
 function renderScreen() {
-  // The screen always shows this node's own subtree, even after a drill-down.
-  const sub = (!state.drill && state.summary && state.summary.subtree) || null;
-  if (sub) {
-    const posts = isNum(sub.positions_open) || isNum(sub.positions_filled)
-      ? (sub.positions_open || 0) + (sub.positions_filled || 0)
-      : sub.postings_open;
-    setFigure($('#screen-posts'), posts);
-    setFigure($('#screen-registered'), sub.workers_registered);
-    setFigure($('#screen-placements'), sub.placements);
-  }
+  const me = selfRow();
+  $('#screen-node').textContent = me ? officeName(me) : homeId() || '';
+  $('#screen-date').textContent = screenDate(Date.now());
   $('#screen-clock').textContent = fmtClockSeconds(Date.now()).slice(0, 5);
-  // Rebuild the list only when it changed, so its entry animation marks news.
-  const key = lang + JSON.stringify(state.screenPostings);
+  const sub = (!state.drill && state.summary && state.summary.subtree) || null;
+  const all = state.screenAll;
+  const posts = all.reduce((a, p) => a + (remainingOf(p) || 0), 0);
+  setFigure($('#screen-posts'), state.screenLoaded ? posts : null);
+  $('#screen-posts').dataset.postings = String(all.length);
+  setFigure($('#screen-registered'), sub ? sub.workers_registered : null);
+  setFigure($('#screen-placements'), sub ? sub.placements : null);
+  $('#screen-note').textContent = t('screen.note', { n: all.length });
+  const per = screenRowsPerPage();
+  const pages = Math.max(1, Math.ceil(all.length / per));
+  if (state.screenPage >= pages) state.screenPage = 0;
+  const shown = all.slice(state.screenPage * per, state.screenPage * per + per);
+  $('#screen-pageno').textContent = pages > 1 ? t('screen.page', { i: state.screenPage + 1, n: pages }) : '';
+  const key = lang + '|' + per + '|' + JSON.stringify(shown.map((p) => [p.id, p.version, remainingOf(p)]));
   if (key !== state.screenKey) {
     state.screenKey = key;
-    replaceChildren($('#screen-postings'), state.screenPostings.map(screenItem));
+    replaceChildren($('#screen-postings'), shown.length
+      ? shown.map(screenItem)
+      : [el('li', { class: 'screen-empty' }, t('screen.empty'))]);
   }
 }
 
 function screenItem(p) {
   const rem = remainingOf(p);
-  return el('li', { 'data-id': p.id }, [
-    el('span', { class: 'screen-title' }, p.title || '—'),
-    el('span', { class: 'screen-employer' }, p.employer || ''),
-    el('span', { class: 'screen-wt' }, workTypeLabel(p.work_type)),
+  return el('li', { 'data-id': p.id, 'data-remaining': isNum(rem) ? rem : null }, [
+    el('span', { class: 'screen-title', title: p.title || '' }, p.title || '—'),
+    el('span', { class: 'screen-employer', title: p.employer || '' }, p.employer || ''),
+    el('span', { class: 'screen-rem' }, t('screen.remaining', { r: isNum(rem) ? rem : '—' })),
     el('span', { class: 'screen-wage' }, p.wage || ''),
-    el('span', { class: 'screen-rem' }, t('screen.remaining', { r: fmtNum(rem) })),
+    el('span', { class: 'screen-place' }, p.location || ''),
+    el('span', { class: 'screen-contact' }, t('screen.contact', { office: nameOf(p.origin) })),
   ]);
 }
 
-/** When the list is taller than its frame, scroll it one row at a time, then back to the top. */
+/** Turn the page of the list. */
 function advanceScreenList() {
-  const wrap = $('.screen-list-wrap');
-  const first = $('#screen-postings li');
-  if (!first || wrap.scrollHeight <= wrap.clientHeight + 1) return;
-  const atEnd = wrap.scrollTop + wrap.clientHeight >= wrap.scrollHeight - 1;
-  wrap.scrollTo({ top: atEnd ? 0 : wrap.scrollTop + first.offsetHeight, behavior: 'smooth' });
+  const per = screenRowsPerPage();
+  const pages = Math.max(1, Math.ceil(state.screenAll.length / per));
+  state.screenPage = (state.screenPage + 1) % pages;
+  renderScreen();
 }
 
 async function refreshScreenPostings() {
   try {
-    const data = await apiGet('/v1/postings', { open: 'true', limit: SCREEN_FETCH });
-    const list = (Array.isArray(data.postings) ? data.postings : []).filter((p) => remainingOf(p) !== 0);
+    const data = await apiGet('/v1/postings', { open: 'true', limit: MAX_LIMIT });
+    const list = (Array.isArray(data.postings) ? data.postings : []).filter((p) => remainingOf(p) > 0 && !p.expired);
     list.sort((a, b) => (toMs(b.created_at) || 0) - (toMs(a.created_at) || 0));
-    state.screenPostings = list.slice(0, SCREEN_SHOWN);
+    state.screenAll = list;
+    state.screenLoaded = true;
     markOk('screen');
     renderScreen();
   } catch (e) {
@@ -1148,15 +1442,30 @@ async function loadPickLists() {
   if (postings) { markOk('postings'); fillPostingPick(Array.isArray(postings.postings) ? postings.postings : []); }
 }
 
+async function searchWorkers(q) {
+  try {
+    const data = await apiGet('/v1/workers', { q: q || undefined, limit: q ? 50 : PICK_LIMIT });
+    const list = Array.isArray(data.workers) ? data.workers : [];
+    fillWorkerPick(list);
+    $('#worker-search-count').textContent = q ? (list.length ? t('search.count', { n: list.length }) : t('search.none')) : '';
+    const input = $('#placement-form').elements.worker_id;
+    if (q && list.length === 1) { input.value = list[0].id; $('#worker-pick').value = list[0].id; }
+  } catch (e) {
+    markFailed('workers', e);
+  }
+}
+
 function fillWorkerPick(workers) {
+  state.pickWorkers = workers;
   const seekingFirst = workers.slice().sort((a, b) => (a.status === 'placed') - (b.status === 'placed'));
   fillPick($('#worker-pick'), $('#placement-form').elements.worker_id, seekingFirst.map((w) => ({
     value: w.id,
-    text: `${w.name || '—'} · ${keyGroupLabel(w.key_group)}${w.status ? ' · ' + workerStatusLabel(w.status) : ''} · ${w.id}`,
+    text: `${w.name || '—'}${w.phone ? ' · ' + w.phone : ''} · ${keyGroupLabel(w.key_group)}${w.status ? ' · ' + workerStatusLabel(w.status) : ''}`,
   })));
 }
 
 function fillPostingPick(postings) {
+  state.pickPostings = postings;
   fillPick($('#posting-pick'), $('#placement-form').elements.posting_id, postings.filter((p) => remainingOf(p) !== 0).map((p) => ({
     value: p.id,
     text: `${p.title || '—'} · ${p.employer || ''} · ${t('board.remaining', { r: fmtNum(remainingOf(p)) })} · ${p.id}`,
@@ -1242,6 +1551,31 @@ function clearFormMessages(form, prefix) {
   delete ok.dataset.id;
 }
 
+/** Show every problem of a 4xx body: each under its field, in the page's language. */
+function showFormProblems(form, prefix, res) {
+  const data = res.data || {};
+  const problems = Array.isArray(data.errors) && data.errors.length ? data.errors : data.code ? [data] : null;
+  if (!problems) { showFormError(form, prefix, failureMessage(res)); return; }
+  const names = formFieldNames(form);
+  const general = [];
+  let first = null;
+  for (const p of problems) {
+    const slot = p.field && names.includes(p.field) ? $(`.field-error[data-field="${p.field}"]`, form) : null;
+    if (!slot) { general.push(problemText(p)); continue; }
+    slot.textContent = slot.textContent ? slot.textContent + '；' + problemText(p) : problemText(p);
+    slot.dataset.code = p.code || '';
+    slot.hidden = false;
+    const input = form.elements[p.field];
+    if (input) { input.setAttribute('aria-invalid', 'true'); if (!first) first = input; }
+  }
+  if (first) first.focus();
+  if (general.length) {
+    const err = $('#' + prefix + '-error');
+    err.textContent = general.join('；');
+    err.hidden = false;
+  }
+}
+
 function showFormError(form, prefix, message) {
   const field = fieldOfMessage(message, formFieldNames(form));
   if (field) {
@@ -1257,10 +1591,10 @@ function showFormError(form, prefix, message) {
   err.hidden = false;
 }
 
-function showFormResult(prefix, okKey, id) {
+function showFormResult(prefix, okKey, id, vars) {
   const box = $('#' + prefix + '-result');
   box.dataset.id = id;
-  replaceChildren(box, [t(okKey) + ' ', el('code', { id: prefix + '-result-id', class: 'mono' }, id)]);
+  replaceChildren(box, [t(okKey, vars) + ' ', el('code', { id: prefix + '-result-id', class: 'mono' }, id)]);
   box.hidden = false;
 }
 
@@ -1273,20 +1607,22 @@ function failureMessage(res) {
  * Wire a form: build the body, POST it, show the new id or the error next to
  * its field, then `after` (resetting, refreshing lists).
  */
-function bindForm(form, prefix, path, build, okKey, after) {
+function bindForm(form, prefix, path, build, okKey, after, echo) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const button = $('button[type=submit]', form);
     clearFormMessages(form, prefix);
     button.disabled = true;
     try {
-      const res = await apiPost(path, build(form));
+      const body = build(form);
+      const res = await apiPost(path, body);
       if (res.ok) {
         const id = (res.data && res.data.id) || '';
+        const vars = echo ? echo(res.data || {}, body) : null;
         after(form);
-        showFormResult(prefix, okKey, id);
+        showFormResult(prefix, vars ? okKey + '2' : okKey, id, vars);
       } else {
-        showFormError(form, prefix, failureMessage(res));
+        showFormProblems(form, prefix, res);
       }
     } finally {
       button.disabled = false;
@@ -1326,9 +1662,20 @@ function afterPlacement(form) {
 function setupForms() {
   fillOptionSelects(document);
   const post = $('#post-form');
-  bindForm(post, 'post', '/v1/postings', postBody, 'ok.post', afterPost);
-  bindForm($('#worker-form'), 'worker', '/v1/workers', workerBody, 'ok.worker', afterWorker);
-  bindForm($('#placement-form'), 'placement', '/v1/placements', placementBody, 'ok.placement', afterPlacement);
+  bindForm(post, 'post', '/v1/postings', postBody, 'ok.post', afterPost,
+    (d) => ({ title: d.title || '', n: d.positions }));
+  bindForm($('#worker-form'), 'worker', '/v1/workers', workerBody, 'ok.worker', afterWorker, (d) => ({ name: d.name || '' }));
+  bindForm($('#placement-form'), 'placement', '/v1/placements', placementBody, 'ok.placement', afterPlacement, (d, body) => {
+    const w = state.pickWorkers.find((x) => x.id === body.worker_id);
+    const p = state.pickPostings.find((x) => x.id === body.posting_id);
+    return { worker: w ? w.name : body.worker_id, title: p ? p.title : body.posting_id, office: nameOf(homeId()) };
+  });
+  const search = $('#worker-search');
+  let timer = null;
+  search.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => searchWorkers(search.value.trim()), 250);
+  });
   $('#audience-scope').addEventListener('change', onAudienceScope);
   post.elements.audience.addEventListener('input', syncAudienceSelect);
   const placement = $('#placement-form');
@@ -1357,6 +1704,7 @@ function setLang(next) {
 
 function renderAll() {
   renderConnection();
+  renderUplink();
   renderSummary();
   renderStatus();
   renderBoard();
@@ -1371,20 +1719,40 @@ function setupEvents() {
   $('#nodes-table thead').addEventListener('click', onSortClick);
   $('#all-levels').addEventListener('change', (ev) => {
     state.allLevels = ev.target.checked;
-    fastPoll.kick();
+    state.rowLimit = 100;
+    renderNodesTable();
   });
   const filters = $('#board-filters');
   filters.addEventListener('submit', (ev) => ev.preventDefault()); // Enter also fires 'change'
   filters.addEventListener('change', () => reloadBoard());
   $('#board-more').addEventListener('click', loadMoreBoard);
+  $('#board-list').addEventListener('click', onPostingAction);
+  $('#row-filter').addEventListener('change', (ev) => { state.rowFilter = ev.target.value; state.rowLimit = 100; renderNodesTable(); });
+  $('#row-search').addEventListener('input', (ev) => { state.rowSearch = ev.target.value; state.rowLimit = 100; renderNodesTable(); });
+  $('#rows-more').addEventListener('click', () => { state.rowLimit += 100; renderNodesTable(); });
+  $('#signin-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    signIn($('#signin-form').elements.token.value.trim());
+    $('#signin-form').reset();
+  });
+  $('#signout').addEventListener('click', () => { signIn(null); });
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden) { fastPoll.kick(); slowPoll.kick(); }
   });
   setInterval(() => { if (state.view === 'screen') $('#screen-clock').textContent = fmtClockSeconds(Date.now()).slice(0, 5); }, 1000);
-  setInterval(() => { if (state.view === 'screen') advanceScreenList(); }, SCREEN_SCROLL_MS);
+  setInterval(() => { if (state.view === 'screen') advanceScreenList(); }, SCREEN_PAGE_MS);
+}
+
+async function loadCatalogue() {
+  try {
+    const res = await fetch('/errors.json', { cache: 'no-store' });
+    if (res.ok) CATALOGUE = await res.json();
+  } catch (e) { /* the English `error` of each answer is shown instead */ }
 }
 
 function start() {
+  loadCatalogue();
+  renderSignIn();
   if (state.screenOnly) document.body.classList.add('screen-only');
   applyStaticText();
   setupForms();

@@ -90,9 +90,10 @@ pub fn chromium_or_skip(test: &str) -> Option<PathBuf> {
     }
 }
 
-/// `tests/artifacts/<name>` (the folder is created; it is git-ignored).
+/// `target/screenshots/<name>` (the folder is created; `target/` is
+/// git-ignored and is where CI collects artifacts from).
 pub fn artifact_path(name: &str) -> PathBuf {
-    let dir = crate::bin::workspace_root().join("tests").join("artifacts");
+    let dir = crate::bin::workspace_root().join("target").join("screenshots");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
     dir.join(name)
 }

@@ -60,6 +60,8 @@ pub struct LinkView {
     pub held_for_older_peer: u64,
     pub tier: String,
     pub name: Option<String>,
+    /// The office's Chinese name from the topology, when it has one.
+    pub name_zh: Option<String>,
     pub stats: LinkStats,
 }
 
@@ -213,6 +215,7 @@ impl Api {
             last_contact: p.stats.last_contact.map(iso_time),
             tier: self.tier(&p.id),
             name: self.office(&p.id).map(|o| o.name.clone()).filter(|s| !s.is_empty()),
+            name_zh: self.office(&p.id).map(|o| o.name_zh.clone()).filter(|s| !s.is_empty()),
             stats: p.stats,
             node_id: p.id,
         }

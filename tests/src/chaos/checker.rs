@@ -32,6 +32,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobmesh_protocol::record::{Kind, RecordId, RouteMeta};
+
+/// Unix time in milliseconds, for "today" in the data rules.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
 use jobmesh_protocol::routing::holds;
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -578,6 +583,23 @@ pub fn evaluate(s: &Snapshot, log: &AckLog, root: &str) -> Evaluation {
     }
     for (w, ids) in placed.iter().filter(|(_, ids)| ids.len() > 1) {
         ev.duplicated.push(format!("worker {w} placed {} times: {ids:?}", ids.len()));
+    }
+    // The data rules (jobmesh_protocol::rules): no office places one worker
+    // twice on one posting, and no posting past its valid_until still
+    // counts as open at its origin once converged.
+    let mut pairs: HashMap<(&str, &str, &str), &str> = HashMap::new();
+    for (id, (origin, v)) in placements {
+        let key = (origin.as_str(), v["worker_id"].as_str().unwrap_or(""), v["posting_id"].as_str().unwrap_or(""));
+        if let Some(first) = pairs.insert(key, id) {
+            problems.push(format!("{origin} placed worker {} on posting {} twice: {first} and {id}", key.1, key.2));
+        }
+    }
+    let today = jobmesh_protocol::time::local_day(now_ms());
+    for (id, (_, v)) in postings {
+        let day = v["valid_until"].as_str().and_then(jobmesh_protocol::time::iso_to_day);
+        if v["status"] == "open" && day.is_some_and(|d| d < today) {
+            problems.push(format!("postings/{id}: open past its valid_until {}", v["valid_until"]));
+        }
     }
     // Ids must parse as the contract's record ids.
     for (coll, recs) in &union {

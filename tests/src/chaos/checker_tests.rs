@@ -152,3 +152,15 @@ fn a_wrong_fill_count_is_found() {
         ev.problems
     );
 }
+
+#[test]
+fn an_open_posting_past_its_valid_until_is_found() {
+    let (mut s, log) = converged();
+    for node in ["gz", "gz/a"] {
+        if let Some(p) = posting_at(&mut s, node).get_mut("gz.a_p1") {
+            p["valid_until"] = json!("2020-01-01");
+        }
+    }
+    let ev = evaluate(&s, &log, "gz");
+    assert!(ev.problems.iter().any(|p| p.contains("open past its valid_until")), "{:?}", ev.problems);
+}
