@@ -10,6 +10,10 @@
 //!   per-office figures of the summaries) and handed to [`Metrics::render`]
 //!   as a [`Scrape`].
 //!
+//! This module is a leaf: it imports nothing else of the node (the state,
+//! the engine host and the transport all feed it), so there is no import
+//! circle between them.
+//!
 //! Every scrape builds a fresh registry: the event metrics are registered by
 //! handle (their values are shared), the state metrics are created with the
 //! values just read. So a link or an office that disappears also disappears
@@ -146,9 +150,36 @@ pub struct Scrape {
     pub last_seq: u64,
     pub durable_seq: u64,
     /// Transport counters (connections, handshakes, bytes).
-    pub transport: crate::transport::TransportSnapshot,
+    pub transport: TransportSnapshot,
     /// Matter figures summed over this node's subtree.
     pub matters: jobmesh_protocol::matters::MatterFigures,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TransportSnapshot {
+    /// Links established (stream open, outbox registered), both directions.
+    pub connects: u64,
+    /// Links ended, for any reason.
+    pub disconnects: u64,
+    /// Links up now (gauge).
+    pub links_up: u64,
+    /// Connection attempts to the parent.
+    pub dial_attempts: u64,
+    /// Attempts to reach the parent that timed out or could not start.
+    pub connect_failures: u64,
+    /// TLS handshakes that failed (refused certificate, wrong CA, wrong
+    /// node, ALPN mismatch), in either direction.
+    pub handshake_failures: u64,
+    /// Connections closed because the peer sent a malformed or oversized
+    /// frame, or broke the stream protocol.
+    pub protocol_errors: u64,
+    /// Links closed by the engine (refused batch, wrong hello, outbox overflow).
+    pub links_refused: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub frames_sent: u64,
+    pub frames_received: u64,
 }
 
 impl Metrics {

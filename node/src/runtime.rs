@@ -21,7 +21,7 @@ use crate::api::{self, ApiContext};
 use crate::config::{Config, ConfigError};
 use crate::driver;
 use crate::metrics::Metrics;
-use crate::state::{now_ms, NodeState};
+use crate::state::now_ms;
 use crate::storage::SledKv;
 use crate::tls::NodeTls;
 use crate::transport::{Transport, TransportSettings, TransportStats};
@@ -89,18 +89,15 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
     let kv = SledKv::open(&cfg.data_dir).map_err(|e| cfg.error("data_dir", e))?;
     let engine = Engine::open(cfg.node_id.clone(), kv.clone(), EngineConfig::default(), now_ms())
         .map_err(|e| cfg.error("data_dir", format!("{}: {e}", cfg.data_dir.display())))?;
-    let state = NodeState::new(engine, kv, Metrics::new());
+    let (state, host) = driver::start(engine, kv, Arc::new(Metrics::new()), driver::HostConfig::default())
+        .context("cannot start the engine thread")?;
     let stats = Arc::new(TransportStats::new());
 
     // Two stages of stopping: `stop` ends everything that takes input (API,
-    // QUIC accept and dial, links); `stop_core` ends the flusher and timer,
-    // which must outlive every write the first stage lets finish.
+    // QUIC accept and dial, links); then the engine host, which must outlive
+    // every write the first stage lets finish, makes its final flush.
     let stop = CancellationToken::new();
-    let stop_core = CancellationToken::new();
     let tracker = TaskTracker::new();
-
-    let flusher = tokio::spawn(driver::run_flusher(state.clone(), stop_core.clone()).in_current_span());
-    let timer = tokio::spawn(driver::run_timer(state.clone(), stop_core.clone()).in_current_span());
 
     let settings = TransportSettings {
         accept: cfg.listen.is_some(),
@@ -126,8 +123,7 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
     ) {
         Ok(t) => t,
         Err(e) => {
-            stop_core.cancel();
-            let _ = flusher.await;
+            let _ = host.stop().await;
             return Err(e).context(cfg.error("listen", "cannot start QUIC").to_string());
         }
     };
@@ -156,6 +152,7 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
 
     let api_failed = tokio::select! {
         _ = shutdown => None,
+        why = host.failed() => Some(anyhow::anyhow!("{why}")),
         r = &mut api_task => Some(match r {
             Ok(Ok(())) => anyhow::anyhow!("the HTTP API stopped unexpectedly"),
             Ok(Err(e)) => anyhow::Error::new(e).context("the HTTP API failed"),
@@ -169,15 +166,16 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
     //    and finishes its in-flight requests (their writes still get flushed,
     //    the flusher runs); the QUIC accept and dial loops end.
     // 2. Close every QUIC link with application code 0 "shutdown": each
-    //    link's close token is a child of `stop`. A link task ends only after
-    //    the frame it is applying has gone through the engine, so waiting for
-    //    the tracker lets in-flight applies finish. Then the endpoint closes
-    //    whatever handshakes remain.
-    // 3. Final flush: cancel `stop_core`; the flusher makes one last flush of
-    //    everything applied or written, and we await it.
+    //    link's close token is a child of `stop`. A link task ends once the
+    //    frames it read are queued for the engine thread, which still runs.
+    //    Then the endpoint closes whatever handshakes remain.
+    // 3. Final flush: stop the engine host; its thread makes one last flush
+    //    of everything applied or written, and we await it.
     // 4. Return (dropping the store handle closes sled).
     stop.cancel();
-    if api_failed.is_none() {
+    if api_failed.is_some() {
+        api_task.abort();
+    } else {
         match tokio::time::timeout(API_DRAIN, &mut api_task).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => warn!(error = %e, "the HTTP API ended with an error"),
@@ -193,15 +191,12 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         warn!("links did not close within {LINKS_DRAIN:?}");
     }
     transport.close().await;
-    stop_core.cancel();
-    if let Err(e) = flusher.await {
-        warn!(error = %e, "the flusher task failed");
-    }
-    let _ = timer.await;
+    let host_result = host.stop().await;
     info!(transport = ?stats.snapshot(), "stopped");
-    match api_failed {
-        Some(e) => Err(e),
-        None => Ok(()),
+    match (api_failed, host_result) {
+        (Some(e), _) => Err(e),
+        (None, Err(why)) => Err(anyhow::anyhow!("{why}")),
+        (None, Ok(())) => Ok(()),
     }
 }
 

@@ -1,22 +1,25 @@
-//! The node's shared state: the sync engine behind one mutex, the store's
-//! read handle, and the plumbing that turns engine output into IO.
+//! The handle every part of the node holds on its engine: a bounded channel
+//! of inputs into the engine thread ([`crate::driver`]), the snapshot the
+//! engine thread publishes of what it owns, and the store's read handle.
 //!
-//! Every call into the engine goes through [`NodeState::with_engine`], which
-//! after the call drains the engine's transmits to the per-link outboxes and
-//! its events to logs and metrics, and wakes the flusher when there is
-//! something to make durable. Local writes go through [`NodeState::write`],
-//! which returns only once the write is durable (group commit: one flush
-//! covers every write made before it started).
+//! Nothing here locks the engine: API handlers and link tasks *send* their
+//! writes and frames to the engine thread and await its answer, so the
+//! store's IO never runs on an async worker and no worker ever waits on a
+//! lock held across disk IO. Read-only API queries read sled directly
+//! through [`NodeState::kv`] (sled is thread-safe) on the blocking pool;
+//! link state and counters come from [`NodeState::inspect`], a snapshot the
+//! engine thread republishes as they change.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jobmesh_protocol::engine::local::{WriteError, Written};
-use jobmesh_protocol::engine::Event;
+use jobmesh_protocol::engine::LinkStats;
+use jobmesh_protocol::kv::StoreError;
 use jobmesh_protocol::wire::Frame;
 use jobmesh_protocol::{Engine, NodeId};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
 use crate::storage::SledKv;
@@ -26,187 +29,226 @@ use crate::storage::SledKv;
 /// and that link is closed (it resumes from its checkpoint on reconnect).
 pub const OUTBOX_FRAMES: usize = 1024;
 
+/// Inputs queued for the engine thread. A full queue makes API writers and
+/// link readers wait (backpressure onto HTTP clients and QUIC flow
+/// control) instead of growing memory.
+pub const ENGINE_INPUTS: usize = 4096;
+
 /// Unix time in milliseconds, the engine's clock.
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// What a link's connection task registers so the engine's output reaches it.
-pub struct Outbox {
-    /// Connection generation: a stale connection's removal must not remove
-    /// its successor's outbox.
-    pub conn: u64,
-    pub tx: mpsc::Sender<Frame>,
-    /// Cancelled when the engine refuses the peer or the outbox overflows.
-    pub close: tokio_util::sync::CancellationToken,
-    pub close_reason: Arc<Mutex<Option<String>>>,
+/// The reason given when a peer's newer connection takes over its outbox.
+pub const REPLACED: &str = "replaced by a newer connection";
+
+/// Why the engine thread closed a link, read by the link's task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closing {
+    /// The engine refused the peer or a frame (authorization, version,
+    /// the store failing): closed with code `refused`, the peer backs off.
+    Refused(String),
+    /// The node closed the link for its own reasons (outbox overflow, no
+    /// progress, replaced by a newer connection): the peer redials at once.
+    ByNode(String),
 }
 
-/// State shared by the node's tasks and the HTTP API.
+/// What a link's connection task hands the engine thread at link up, so the
+/// engine's output reaches it.
+pub struct Outbox {
+    /// Connection generation: frames and the link-down of a replaced
+    /// connection must not touch its successor.
+    pub conn: u64,
+    pub tx: mpsc::Sender<Frame>,
+    /// Cancelled when the engine thread closes the link.
+    pub close: tokio_util::sync::CancellationToken,
+    /// Why, set just before `close` is cancelled.
+    pub close_reason: Arc<Mutex<Option<Closing>>>,
+}
+
+impl Outbox {
+    /// Ask the link's task to close its connection.
+    pub fn close(&self, why: Closing) {
+        *self.close_reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        self.close.cancel();
+    }
+}
+
+/// A local write: runs on the engine thread with the engine and the time.
+pub type WriteOp = Box<dyn FnOnce(&mut Engine<SledKv>, u64) -> Result<Written, WriteError> + Send>;
+
+/// Anything else run on the engine thread.
+pub type CallOp = Box<dyn FnOnce(&mut Engine<SledKv>) + Send>;
+
+/// What the engine thread takes in.
+pub enum Input {
+    /// A local write from the API; answered once durable (or refused).
+    Write { op: WriteOp, reply: oneshot::Sender<Result<Written, WriteError>> },
+    /// Anything else to run on the engine (tests, rare queries).
+    Call(CallOp),
+    /// A connection to a neighbour opened, speaking protocol `version`
+    /// (what its ALPN settled on).
+    LinkUp { peer: NodeId, version: u32, outbox: Outbox },
+    /// A connection closed.
+    LinkDown { peer: NodeId, conn: u64 },
+    /// A frame arrived on connection `conn`.
+    Frame { peer: NodeId, conn: u64, frame: Frame },
+}
+
+/// How the store is doing, as the engine thread last saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreHealth {
+    Ok,
+    /// Writes and links are refused until the store recovers.
+    Failing {
+        /// The first error, in words.
+        problem: String,
+        /// The disk is full (the node waits for free space).
+        disk_full: bool,
+        /// Unix ms when the store started failing.
+        since_ms: u64,
+    },
+}
+
+impl StoreHealth {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, StoreHealth::Ok)
+    }
+
+    /// The error to answer a write with while failing, in words for people.
+    pub fn refusal(&self) -> Option<StoreError> {
+        match self {
+            StoreHealth::Ok => None,
+            StoreHealth::Failing { disk_full: true, .. } => Some(StoreError::Full(
+                "the office's disk is full; nothing new can be saved until space is freed".into(),
+            )),
+            StoreHealth::Failing { problem, .. } => {
+                Some(StoreError::Backend(format!("the office's store is failing ({problem}); try again later")))
+            }
+        }
+    }
+}
+
+/// What the engine thread publishes of the state it owns.
+#[derive(Debug, Clone)]
+pub struct EngineView {
+    parent: Option<NodeId>,
+    last_seq: u64,
+    durable_seq: u64,
+    link_stats: BTreeMap<NodeId, LinkStats>,
+    connected: BTreeSet<NodeId>,
+    store: StoreHealth,
+}
+
+impl EngineView {
+    pub(crate) fn new(
+        parent: Option<NodeId>,
+        last_seq: u64,
+        durable_seq: u64,
+        link_stats: BTreeMap<NodeId, LinkStats>,
+        connected: BTreeSet<NodeId>,
+        store: StoreHealth,
+    ) -> EngineView {
+        EngineView { parent, last_seq, durable_seq, link_stats, connected, store }
+    }
+
+    pub fn parent(&self) -> Option<&NodeId> {
+        self.parent.as_ref()
+    }
+    /// Last journal sequence written (durable or not).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+    /// Last journal sequence known durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq
+    }
+    /// Per-link counters, including links that are down.
+    pub fn link_stats(&self) -> &BTreeMap<NodeId, LinkStats> {
+        &self.link_stats
+    }
+    /// Is a connection to `peer` up?
+    pub fn connected(&self, peer: &NodeId) -> bool {
+        self.connected.contains(peer)
+    }
+    pub fn store(&self) -> &StoreHealth {
+        &self.store
+    }
+}
+
+/// The error a caller gets when the engine thread has stopped.
+fn engine_gone() -> StoreError {
+    StoreError::Backend("the node's engine has stopped".into())
+}
+
+/// The node's handle on its engine, shared by the API and the link tasks.
 pub struct NodeState {
     pub me: NodeId,
-    engine: Mutex<Engine<SledKv>>,
-    /// Read handle on the store, for the API (reads need no engine lock).
+    /// Read handle on the store, for the API's queries.
     pub kv: SledKv,
-    outboxes: Mutex<HashMap<NodeId, Outbox>>,
-    /// Highest write generation known durable.
-    durable: watch::Sender<u64>,
-    /// Wakes the flusher.
-    pub flush_wanted: Notify,
-    /// Wakes the timer task when the engine's next timeout may have moved.
-    pub timer_changed: Notify,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    inputs: mpsc::Sender<Input>,
+    view: watch::Receiver<Arc<EngineView>>,
 }
 
 impl NodeState {
-    pub fn new(engine: Engine<SledKv>, kv: SledKv, metrics: Metrics) -> Arc<NodeState> {
-        let me = engine.node_id().clone();
-        Arc::new(NodeState {
-            me,
-            engine: Mutex::new(engine),
-            kv,
-            outboxes: Mutex::new(HashMap::new()),
-            durable: watch::Sender::new(0),
-            flush_wanted: Notify::new(),
-            timer_changed: Notify::new(),
-            metrics,
-        })
+    pub(crate) fn new(
+        me: NodeId,
+        kv: SledKv,
+        metrics: Arc<Metrics>,
+        inputs: mpsc::Sender<Input>,
+        view: watch::Receiver<Arc<EngineView>>,
+    ) -> NodeState {
+        NodeState { me, kv, metrics, inputs, view }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Engine<SledKv>> {
-        // A panic while holding the lock would be a bug in the engine; the
-        // engine's state is still consistent with the store at every await
-        // point, so carry on rather than poison every later request.
-        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    /// Hand an input to the engine thread, waiting while its queue is full.
+    /// False if the engine thread has stopped.
+    pub async fn send(&self, input: Input) -> bool {
+        self.inputs.send(input).await.is_ok()
     }
 
-    /// Run `f` on the engine, then dispatch what it produced.
-    pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine<SledKv>) -> R) -> R {
-        let mut engine = self.lock();
-        let out = f(&mut engine);
-        self.dispatch(&mut engine);
-        if engine.needs_flush() {
-            self.flush_wanted.notify_one();
-        }
-        drop(engine);
-        self.timer_changed.notify_one();
-        out
-    }
-
-    /// Read-only access to the engine (status, figures, link stats).
-    pub fn inspect<R>(&self, f: impl FnOnce(&Engine<SledKv>) -> R) -> R {
-        f(&self.lock())
-    }
-
-    fn dispatch(&self, engine: &mut Engine<SledKv>) {
-        let outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(t) = engine.poll_transmit() {
-            let Some(ob) = outboxes.get(&t.peer) else { continue };
-            if let Err(e) = ob.tx.try_send(t.frame) {
-                tracing::warn!(peer = %t.peer, "outbox full or closed ({e}); closing the link");
-                *ob.close_reason.lock().unwrap_or_else(|p| p.into_inner()) = Some("outbox overflow".into());
-                ob.close.cancel();
-            }
-        }
-        while let Some(ev) = engine.poll_event() {
-            match &ev {
-                Event::Refused { peer, reason } => {
-                    tracing::warn!(%peer, reason = %reason, "refused a batch; closing the link");
-                    self.metrics.refused(reason.label());
-                    if let Some(ob) = outboxes.get(peer) {
-                        *ob.close_reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());
-                        ob.close.cancel();
-                    }
-                }
-                Event::Conflict { id, version } => {
-                    tracing::error!(%id, version, "same version with different content: store or peer is corrupt")
-                }
-                Event::JournalBehindPeer { peer, peer_checkpoint, last_seq } => tracing::warn!(
-                    %peer, peer_checkpoint, last_seq,
-                    "peer holds more of this node's journal than exists: resending everything"
-                ),
-                Event::JournalSettled { peer, peer_checkpoint, moved } => tracing::info!(
-                    %peer, peer_checkpoint, moved,
-                    "restored store: journal continues above the peer's checkpoint, so no sequence it saw is reused"
-                ),
-                Event::RestoreDone { recovered, unrecoverable } => tracing::info!(
-                    recovered,
-                    unrecoverable = unrecoverable.len(),
-                    "restore complete: own records are back from the parent; writing again"
-                ),
-                Event::RestoreUnsupported { parent } => tracing::warn!(
-                    %parent,
-                    "restored store: the parent does not serve restores (older jobmesh); this office stays read-only until it does"
-                ),
-                Event::LinkReady { peer, resume_after } => {
-                    tracing::info!(%peer, resume_after, "link ready")
-                }
-                Event::Applied { peer, records, changed, through } => {
-                    tracing::debug!(%peer, records, changed, through, "applied batch")
-                }
-            }
-        }
-    }
-
-    /// Register a connection's outbox; returns the previous one's generation.
-    pub fn register_outbox(&self, peer: &NodeId, outbox: Outbox) {
-        let mut outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = outboxes.insert(peer.clone(), outbox) {
-            *old.close_reason.lock().unwrap_or_else(|p| p.into_inner()) = Some("replaced by a newer connection".into());
-            old.close.cancel();
-        }
-    }
-
-    /// Remove a connection's outbox if it is still the registered one.
-    /// Returns true if it was (the caller then reports link_down).
-    pub fn unregister_outbox(&self, peer: &NodeId, conn: u64) -> bool {
-        let mut outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
-        if outboxes.get(peer).is_some_and(|o| o.conn == conn) {
-            outboxes.remove(peer);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Is a connection to `peer` registered?
-    pub fn connected(&self, peer: &NodeId) -> bool {
-        self.outboxes.lock().unwrap_or_else(|p| p.into_inner()).contains_key(peer)
-    }
-
-    /// Make a local write and wait until it is durable.
+    /// Make a local write and wait until it is durable. The closure runs on
+    /// the engine thread; the answer comes only after the flush that covers
+    /// the write (group commit), or at once if the store is failing.
     pub async fn write(
         &self,
-        f: impl FnOnce(&mut Engine<SledKv>, u64) -> Result<Written, WriteError>,
+        f: impl FnOnce(&mut Engine<SledKv>, u64) -> Result<Written, WriteError> + Send + 'static,
     ) -> Result<Written, WriteError> {
-        let written = self.with_engine(|e| f(e, now_ms()))?;
-        self.wait_durable(written.gen).await;
-        Ok(written)
+        let (reply, answer) = oneshot::channel();
+        if !self.send(Input::Write { op: Box::new(f), reply }).await {
+            return Err(WriteError::Store(engine_gone()));
+        }
+        answer.await.unwrap_or_else(|_| Err(WriteError::Store(engine_gone())))
     }
 
-    /// Wait until write generation `gen` is durable.
-    pub async fn wait_durable(&self, gen: u64) {
-        let mut rx = self.durable.subscribe();
-        self.flush_wanted.notify_one();
-        // The sender lives as long as `self`; an error cannot happen while we
-        // hold `&self`.
-        let _ = rx.wait_for(|d| *d >= gen).await;
-    }
-
-    /// Called by the flusher once a flush covering `gen` completed.
-    pub fn mark_durable(&self, gen: u64) {
-        self.durable.send_if_modified(|d| {
-            if gen > *d {
-                *d = gen;
-                true
-            } else {
-                false
-            }
+    /// Run `f` on the engine thread and return its result.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine<SledKv>) -> R + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Box::new(move |e: &mut Engine<SledKv>| {
+            let _ = tx.send(f(e));
         });
+        if !self.send(Input::Call(job)).await {
+            return Err(engine_gone());
+        }
+        rx.await.map_err(|_| engine_gone())
     }
 
-    /// Current durable generation.
-    pub fn durable_gen(&self) -> u64 {
-        *self.durable.borrow()
+    /// Read the engine thread's latest snapshot (never waits for the engine).
+    pub fn inspect<R>(&self, f: impl FnOnce(&EngineView) -> R) -> R {
+        f(&self.view.borrow())
+    }
+
+    /// Is a connection to `peer` up?
+    pub fn connected(&self, peer: &NodeId) -> bool {
+        self.inspect(|v| v.connected(peer))
+    }
+
+    /// How the store is doing.
+    pub fn store_health(&self) -> StoreHealth {
+        self.inspect(|v| v.store.clone())
     }
 }

@@ -145,3 +145,13 @@ fn fan_out_to_2750_offices() {
         started.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn mesh_1_3_9_failing_disks() {
+    // Disks fill up, fail writes or flushes, tear batches; each failing
+    // node goes down keeping only what it flushed and returns when its disk
+    // does. Every acknowledged write must survive and the mesh converge.
+    let mut s = scenario("1+3+9-disks", Topology::generated("gz", &[3, 3]), lossy(), 12_000, 40);
+    s.faults = FaultMix { disk_fail: 4, disk_heal: 4, ..FaultMix::default() };
+    run_all("mesh_1_3_9_failing_disks", &s, &seeds(40));
+}

@@ -79,6 +79,8 @@ codes! {
     TooLarge = "too_large",
     Internal = "internal",
     Restoring = "restoring",
+    DiskFull = "disk_full",
+    StoreFailing = "store_failing",
 }
 
 /// One thing wrong with a request.
@@ -306,8 +308,24 @@ impl From<WriteError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store error while serving the API");
-        ApiError::Internal(format!("store error: {e}"))
+        match e {
+            // The engine host logs the store's change of state once; a
+            // refused request is not worth a line each.
+            StoreError::Full(_) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                Problem::general(
+                    Code::DiskFull,
+                    "the office's disk is full: nothing was saved; free space on the office's disk and try again",
+                ),
+            ),
+            StoreError::Backend(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, Problem::general(Code::StoreFailing, m))
+            }
+            e => {
+                tracing::error!(error = %e, "store error while serving the API");
+                ApiError::Internal(format!("store error: {e}"))
+            }
+        }
     }
 }
 

@@ -32,7 +32,13 @@ pub async fn errors_json() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], ERRORS_JSON)
 }
 
-/// `GET /healthz`: the router only exists once the store is open.
-pub async fn healthz() -> &'static str {
-    "ok"
+/// `GET /healthz`: 200 `ok` while the store works (the router only exists
+/// once it is open); 507 (disk full) or 503 with the reason while it fails.
+pub async fn healthz(
+    axum::extract::State(api): axum::extract::State<std::sync::Arc<super::Api>>,
+) -> axum::response::Response {
+    match api.state.store_health().refusal() {
+        None => "ok".into_response(),
+        Some(e) => super::error::ApiError::from(e).into_response(),
+    }
 }

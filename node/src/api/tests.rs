@@ -1,5 +1,6 @@
 //! The API against a real node state: a sled store in a temp dir, the
-//! engine, and the flusher task, driven through the router with `oneshot`.
+//! engine host (engine and flusher threads), driven through the router with
+//! `oneshot`.
 
 use std::sync::Arc;
 
@@ -13,7 +14,6 @@ use jobmesh_protocol::store::Applier;
 use jobmesh_protocol::topology::Topology;
 use jobmesh_protocol::{Body, Engine, NodeId, Record, RecordId};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::{router, ApiContext};
@@ -25,14 +25,9 @@ struct Node {
     state: Arc<NodeState>,
     router: axum::Router,
     kv: SledKv,
-    shutdown: CancellationToken,
+    /// Dropping it stops the engine thread.
+    _host: crate::driver::EngineHost,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
 }
 
 fn id(s: &str) -> NodeId {
@@ -47,11 +42,16 @@ async fn node_at(me: &str, ctx: ApiContext) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let kv = SledKv::open(dir.path()).unwrap();
     let engine = Engine::open(id(me), kv.clone(), Default::default(), now_ms()).unwrap();
-    let state = NodeState::new(engine, kv.clone(), Metrics::new());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(crate::driver::run_flusher(state.clone(), shutdown.clone()));
+    let (state, host) = crate::driver::start(engine, kv.clone(), Arc::new(Metrics::new()), Default::default()).unwrap();
+    // The engine thread publishes the node's own summary at once; wait for
+    // it so that tests start from a settled store.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while state.inspect(|v| v.durable_seq()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the node's first summary was not published");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let router = router(state.clone(), Arc::new(ctx));
-    Node { state, router, kv, shutdown, _dir: dir }
+    Node { state, router, kv, _host: host, _dir: dir }
 }
 
 impl Node {
@@ -368,6 +368,7 @@ async fn workers_and_placements() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_stores_nothing() {
     let n = node(ApiContext::default()).await;
+    let seq_at_start = n.state.inspect(|e| e.last_seq());
     let base = posting_body("Waiter", 2);
     let with = |k: &str, v: Value| {
         let mut b = base.clone();
@@ -432,7 +433,7 @@ async fn bad_input_is_refused_and_stores_nothing() {
     }
     assert_eq!(n.count("postings").await, 0, "nothing stored on a 4xx");
     assert_eq!(n.count("workers").await, 0, "nothing stored on a 4xx");
-    assert_eq!(n.state.inspect(|e| e.last_seq()), 0, "not even a journal entry");
+    assert_eq!(n.state.inspect(|e| e.last_seq()), seq_at_start, "not even a journal entry");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,7 +453,7 @@ async fn summary_rows_missing_offices_and_in_flight() {
     let n = node(ctx).await;
     n.post("/v1/postings", posting_body("Waiter", 3)).await;
     n.post("/v1/workers", json!({"name": "A", "key_group": "migrant_worker"})).await;
-    n.state.with_engine(|e| e.handle_timeout(now_ms() + 2_000)).unwrap();
+    n.state.call(|e| e.handle_timeout(now_ms() + 2_000)).await.unwrap().unwrap();
 
     // A child's summary, as replicated up: it claims 5 postings of its own,
     // none of which has arrived here yet.
@@ -565,7 +566,7 @@ async fn summary_rows_missing_offices_and_in_flight() {
 async fn summary_without_topology_shows_own_totals() {
     let n = node(ApiContext::default()).await;
     n.post("/v1/postings", posting_body("Waiter", 3)).await;
-    n.state.with_engine(|e| e.handle_timeout(now_ms() + 2_000)).unwrap();
+    n.state.call(|e| e.handle_timeout(now_ms() + 2_000)).await.unwrap().unwrap();
     let (s, v) = n.get("/v1/summary").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["reporting"]["offices"], 1);
@@ -652,7 +653,8 @@ async fn summary_at_the_root_of_the_province() {
     let (s, v) = n.get("/v1/summary").await;
     let took = started.elapsed();
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["reporting"]["offices"], reported);
+    // The root's own summary reports too.
+    assert_eq!(v["reporting"]["offices"], reported + 1);
     assert_eq!(v["reporting"]["expected"], topo.len());
     assert_eq!(v["subtree"]["postings_open"], 2 * reported);
     assert_eq!(v["nodes"].as_array().unwrap().len(), topo.len());

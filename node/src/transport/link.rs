@@ -1,17 +1,18 @@
 //! One link's session over one QUIC connection: a single bidirectional
 //! stream carrying length-prefixed frames both ways.
 //!
-//! The session registers an outbox with the node state (so the engine's
-//! output reaches it), reports `link_up` to the engine, then runs a writer
-//! (outbox → send stream, coalescing queued frames into one write) and a
-//! reader (recv stream → `Engine::handle_frame`) until either ends, the
-//! engine or the node asks it to close, or the connection is lost. Then it
-//! closes the connection with an application code and a reason and reports
-//! `link_down` unless a newer connection to the same peer has replaced it.
+//! The session hands the engine thread its outbox with the link-up (so the
+//! engine's output reaches it), then runs a writer (outbox → send stream,
+//! coalescing queued frames into one write) and a reader (recv stream →
+//! the engine thread's input channel) until either ends, the engine thread
+//! asks it to close, or the connection is lost. Then it closes the
+//! connection with an application code and a reason and reports the
+//! link-down (which the engine thread ignores if a newer connection to the
+//! same peer has replaced this one).
 
 use std::sync::{Arc, Mutex};
 
-use jobmesh_protocol::wire::{check_len, decode_body, encode_frame, Frame, FrameV1, LEN_PREFIX, MAX_FRAME_BYTES};
+use jobmesh_protocol::wire::{check_len, decode_body, encode_frame, Frame, LEN_PREFIX, MAX_FRAME_BYTES};
 use jobmesh_protocol::NodeId;
 use quinn::{ConnectionError, ReadError, ReadExactError, RecvStream, SendStream, VarInt, WriteError};
 use tokio::sync::mpsc;
@@ -19,14 +20,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{code, LinkCtx};
-use crate::state::{now_ms, Outbox, OUTBOX_FRAMES};
+use crate::state::{Closing, Input, Outbox, OUTBOX_FRAMES};
 
 /// Frames queued in the outbox are coalesced into one stream write up to
 /// this many bytes.
 const WRITE_COALESCE_BYTES: usize = 256 * 1024;
-/// The reason the node state gives when a peer's newer connection takes
-/// over its outbox (see `NodeState::register_outbox`).
-const REPLACED: &str = "replaced by a newer connection";
+pub use crate::state::REPLACED;
 /// Longest close reason sent to the peer (it must fit in one packet).
 const MAX_REASON_BYTES: usize = 512;
 
@@ -73,6 +72,15 @@ fn negotiated_version(conn: &quinn::Connection) -> u32 {
         .unwrap_or(jobmesh_protocol::wire::MIN_PROTOCOL_VERSION)
 }
 
+/// How a session ended, as the dial loop needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// The peer refused the link or is busy: back off before redialling.
+    RefusedByPeer,
+    /// Anything else (lost, stalled, shutdown): redial promptly.
+    Other,
+}
+
 /// Run one link session to its end. `send`/`recv` is the link's stream.
 pub(super) async fn run(
     ctx: &LinkCtx,
@@ -80,37 +88,36 @@ pub(super) async fn run(
     peer: NodeId,
     mut send: SendStream,
     mut recv: RecvStream,
-) {
+) -> Ended {
     let gen = ctx.next_gen();
     let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
     // A child of the node's shutdown token: shutdown closes every link.
     let close = ctx.shutdown.child_token();
-    let close_reason = Arc::new(Mutex::new(None::<String>));
-    // Register before link_up: the engine queues its hello at link_up and
-    // the dispatch after the call must find this outbox.
-    ctx.state
-        .register_outbox(&peer, Outbox { conn: gen, tx, close: close.clone(), close_reason: close_reason.clone() });
+    let close_reason = Arc::new(Mutex::new(None::<Closing>));
+    let outbox = Outbox { conn: gen, tx, close: close.clone(), close_reason: close_reason.clone() };
     ctx.stats.link_up();
     info!(remote = %conn.remote_address(), "link up");
 
     let version = negotiated_version(&conn);
     info!(protocol = version, "protocol negotiated");
-    let end = match ctx.state.with_engine(|e| e.link_up_at(&peer, version, now_ms())) {
-        Err(e) => LinkEnd::Refused(e.to_string()),
-        Ok(()) => {
-            tokio::select! {
-                end = write_loop(ctx, &mut send, rx) => end,
-                end = read_loop(ctx, &peer, &mut recv, &close) => end,
-                _ = close.cancelled() => {
-                    if ctx.shutdown.is_cancelled() {
-                        LinkEnd::Shutdown
-                    } else {
-                        let reason = close_reason.lock().unwrap_or_else(|p| p.into_inner()).take();
-                        LinkEnd::ClosedByNode(reason.unwrap_or_else(|| "closed by the node".into()))
+    let end = if !ctx.state.send(Input::LinkUp { peer: peer.clone(), version, outbox }).await {
+        LinkEnd::Shutdown
+    } else {
+        tokio::select! {
+            end = write_loop(ctx, &mut send, rx) => end,
+            end = read_loop(ctx, &peer, gen, &mut recv, &close) => end,
+            _ = close.cancelled() => {
+                if ctx.shutdown.is_cancelled() {
+                    LinkEnd::Shutdown
+                } else {
+                    match close_reason.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        Some(Closing::Refused(r)) => LinkEnd::Refused(r),
+                        Some(Closing::ByNode(r)) => LinkEnd::ClosedByNode(r),
+                        None => LinkEnd::ClosedByNode("closed by the node".into()),
                     }
                 }
-                e = conn.closed() => LinkEnd::Lost(e),
             }
+            e = conn.closed() => LinkEnd::Lost(e),
         }
     };
 
@@ -140,14 +147,28 @@ pub(super) async fn run(
         }
         LinkEnd::Lost(_) => {}
     }
-    if ctx.state.unregister_outbox(&peer, gen) {
-        ctx.state.with_engine(|e| e.link_down(&peer));
-    }
+    // Ignored by the engine thread if this connection was already closed
+    // by it or replaced.
+    let _ = ctx.state.send(Input::LinkDown { peer: peer.clone(), conn: gen }).await;
     ctx.stats.link_down();
+    let refused = |c: VarInt| c == code::REFUSED || c == code::BUSY;
     match end {
-        LinkEnd::Lost(e) => info!(reason = %describe_close(&e), "link down"),
-        LinkEnd::Shutdown => info!("link down: shutdown"),
-        _ => info!("link down"),
+        LinkEnd::Lost(ConnectionError::ApplicationClosed(c)) if refused(c.error_code) => {
+            info!(reason = %describe_close(&ConnectionError::ApplicationClosed(c)), "link down");
+            Ended::RefusedByPeer
+        }
+        LinkEnd::Lost(e) => {
+            info!(reason = %describe_close(&e), "link down");
+            Ended::Other
+        }
+        LinkEnd::Shutdown => {
+            info!("link down: shutdown");
+            Ended::Other
+        }
+        _ => {
+            info!("link down");
+            Ended::Other
+        }
     }
 }
 
@@ -185,8 +206,16 @@ async fn write_loop(ctx: &LinkCtx, send: &mut SendStream, mut rx: mpsc::Receiver
     }
 }
 
-/// Read frames and hand them to the engine, in order.
-async fn read_loop(ctx: &LinkCtx, peer: &NodeId, recv: &mut RecvStream, close: &CancellationToken) -> LinkEnd {
+/// Read frames and hand them to the engine thread, in order. A full input
+/// queue makes this wait, which holds back the peer through QUIC's flow
+/// control.
+async fn read_loop(
+    ctx: &LinkCtx,
+    peer: &NodeId,
+    conn: u64,
+    recv: &mut RecvStream,
+    close: &CancellationToken,
+) -> LinkEnd {
     loop {
         let mut prefix = [0u8; LEN_PREFIX];
         match recv.read_exact(&mut prefix).await {
@@ -217,26 +246,9 @@ async fn read_loop(ctx: &LinkCtx, peer: &NodeId, recv: &mut RecvStream, close: &
             // the engine's state for the peer's newer link.
             return LinkEnd::ClosedByNode("closing".into());
         }
-        if let Err(e) = handle_frame(ctx, peer, frame).await {
-            return LinkEnd::Refused(e);
+        if !ctx.state.send(Input::Frame { peer: peer.clone(), conn, frame }).await {
+            return LinkEnd::Shutdown;
         }
-    }
-}
-
-/// Give a frame to the engine. A batch with records writes to the store
-/// under the engine lock, so it runs on the blocking pool to keep this
-/// runtime's threads free for the network; the link awaits it, which keeps
-/// frames in order.
-async fn handle_frame(ctx: &LinkCtx, peer: &NodeId, frame: Frame) -> Result<(), String> {
-    let heavy = matches!(&frame, Frame::V1(FrameV1::Batch(b)) if !b.records.is_empty());
-    if !heavy {
-        return ctx.state.with_engine(|e| e.handle_frame(peer, frame, now_ms())).map_err(|e| e.to_string());
-    }
-    let state = ctx.state.clone();
-    let peer = peer.clone();
-    match tokio::task::spawn_blocking(move || state.with_engine(|e| e.handle_frame(&peer, frame, now_ms()))).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("applying a batch failed: {e}")),
     }
 }
 

@@ -11,7 +11,11 @@
 //! Every link has its own tasks and its own bounded outbox, so a slow child
 //! never blocks the others: when its outbox fills up, the node state closes
 //! that link and the child resumes from its checkpoint when it comes back.
-//! A lost parent is redialed with capped exponential backoff and jitter.
+//! A lost parent is redialed at once and then every [`RETRY_UNREACHABLE`]
+//! while it does not answer (each attempt waits [`CONNECT_TIMEOUT`]), so a
+//! link is back within about a round trip of a cut healing, whatever the
+//! cut's length; a parent that refuses (its store failing, a certificate
+//! problem) is redialed with capped exponential backoff and jitter.
 //!
 //! Connections are closed with an application code from [`code`] and a
 //! reason in words.
@@ -34,6 +38,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 pub use backoff::Backoff;
+pub use link::REPLACED;
 pub use stats::{TransportSnapshot, TransportStats};
 
 use crate::config::{ParentConfig, PeerAddr};
@@ -74,19 +79,32 @@ pub mod code {
     }
 }
 
-/// Keep-alive: well under the idle timeout and under the 15 s that NAT
-/// bindings and middleboxes commonly keep a quiet UDP flow.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
-/// A connection that hears nothing for this long is dead.
-pub const MAX_IDLE: Duration = Duration::from_secs(30);
+/// Keep-alive: well under the idle timeout (a ping a second is a few dozen
+/// bytes per second per link).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// A connection that hears nothing for this long is dead. Short, because
+/// after a longer cut QUIC's retransmit timer has backed off to many
+/// seconds, while a fresh connection recovers in one round trip: it is
+/// cheaper to drop a quiet connection and redial than to wait for it.
+pub const MAX_IDLE: Duration = Duration::from_secs(5);
 /// Longest a dial to the parent may take before it counts as failed.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest a DNS lookup of the parent's name may take.
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between dials while the parent does not answer at all (a cut or a
+/// parent that is down): with the attempt's own timeout, one attempt every
+/// few seconds, each a handful of small packets.
+pub const RETRY_UNREACHABLE: Duration = Duration::from_millis(300);
+/// The round trip assumed before one is measured: quinn's default (333 ms)
+/// spaces the first handshake retransmits a second apart, which is most of
+/// the wait after a heal.
+const INITIAL_RTT: Duration = Duration::from_millis(100);
 /// Longest an accepted connection may take to open its stream.
 pub const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// First delay before redialing the parent.
 pub const RECONNECT_INITIAL: Duration = Duration::from_millis(200);
+/// A link that held this long and was not refused is redialed at once.
+const QUICK_REDIAL_AFTER: Duration = Duration::from_secs(1);
 /// A link that held this long resets the backoff.
 pub const STABLE_LINK: Duration = Duration::from_secs(10);
 /// Most connections (links and handshakes) a node accepts at once. The real
@@ -144,6 +162,7 @@ pub struct TransportSettings {
 fn transport_config(acceptor: bool) -> TransportConfig {
     let mut t = TransportConfig::default();
     t.keep_alive_interval(Some(KEEP_ALIVE));
+    t.initial_rtt(INITIAL_RTT);
     t.max_idle_timeout(Some(quinn::IdleTimeout::from(VarInt::from_u32(MAX_IDLE.as_millis() as u32))));
     // One stream per connection, opened by the dialer: the acceptor allows
     // one, the dialer none.
@@ -317,7 +336,9 @@ async fn accept_one(incoming: quinn::Incoming, ctx: &LinkCtx) {
             }
         };
         match stream {
-            Ok(Ok((send, recv))) => link::run(ctx, conn, peer, send, recv).await,
+            Ok(Ok((send, recv))) => {
+                link::run(ctx, conn, peer, send, recv).await;
+            }
             Ok(Err(e)) => {
                 debug!(%remote, error = %link::describe_close(&e), "connection ended before its stream opened")
             }
@@ -348,12 +369,19 @@ async fn dial_loop(
         while !ctx.shutdown.is_cancelled() {
             ctx.stats.dial_attempt();
             attempt = attempt.wrapping_add(1);
-            match dial_once(&endpoint, &client, &parent, attempt, &ctx).await {
+            let delay = match dial_once(&endpoint, &client, &parent, attempt, &ctx).await {
                 Dial::Shutdown => return,
-                Dial::Linked { held } => {
+                Dial::Linked { held, refused } => {
                     last_failure = None;
                     if held >= STABLE_LINK {
                         backoff.reset();
+                    }
+                    if refused || held < QUICK_REDIAL_AFTER {
+                        backoff.next_delay()
+                    } else {
+                        // Lost or stalled after working a while: the parent
+                        // was there a moment ago; try again at once.
+                        Duration::ZERO
                     }
                 }
                 Dial::Failed { what, handshake } => {
@@ -366,12 +394,19 @@ async fn dial_loop(
                     if last_failure.as_deref() == Some(what.as_str()) {
                         debug!(addr = %parent.addr, error = %what, "still cannot reach the parent");
                     } else {
-                        warn!(addr = %parent.addr, error = %what, "cannot reach the parent; retrying with backoff");
+                        warn!(addr = %parent.addr, error = %what, "cannot reach the parent; retrying");
                         last_failure = Some(what);
                     }
+                    if handshake {
+                        backoff.next_delay()
+                    } else {
+                        // No answer at all: the attempt already waited its
+                        // timeout, so retry soon; nothing on the parent's
+                        // side is loaded by it.
+                        RETRY_UNREACHABLE
+                    }
                 }
-            }
-            let delay = backoff.next_delay();
+            };
             debug!(delay_ms = delay.as_millis() as u64, "redialing the parent");
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -385,7 +420,7 @@ async fn dial_loop(
 
 enum Dial {
     Shutdown,
-    Linked { held: Duration },
+    Linked { held: Duration, refused: bool },
     Failed { what: String, handshake: bool },
 }
 
@@ -461,9 +496,9 @@ async fn dial_once(
     };
     ctx.stats.set_parent_error(None);
     let started = Instant::now();
-    link::run(ctx, conn, parent.node_id.clone(), send, recv).await;
+    let ended = link::run(ctx, conn, parent.node_id.clone(), send, recv).await;
     if ctx.shutdown.is_cancelled() {
         return Dial::Shutdown;
     }
-    Dial::Linked { held: started.elapsed() }
+    Dial::Linked { held: started.elapsed(), refused: ended == link::Ended::RefusedByPeer }
 }

@@ -30,32 +30,9 @@ pub struct TransportStats {
     parent_error: Mutex<Option<String>>,
 }
 
-/// A copy of the counters at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct TransportSnapshot {
-    /// Links established (stream open, outbox registered), both directions.
-    pub connects: u64,
-    /// Links ended, for any reason.
-    pub disconnects: u64,
-    /// Links up now (gauge).
-    pub links_up: u64,
-    /// Connection attempts to the parent.
-    pub dial_attempts: u64,
-    /// Attempts to reach the parent that timed out or could not start.
-    pub connect_failures: u64,
-    /// TLS handshakes that failed (refused certificate, wrong CA, wrong
-    /// node, ALPN mismatch), in either direction.
-    pub handshake_failures: u64,
-    /// Connections closed because the peer sent a malformed or oversized
-    /// frame, or broke the stream protocol.
-    pub protocol_errors: u64,
-    /// Links closed by the engine (refused batch, wrong hello, outbox overflow).
-    pub links_refused: u64,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    pub frames_sent: u64,
-    pub frames_received: u64,
-}
+/// The counters' snapshot type lives with the metrics that render it, so
+/// that the metrics module depends on nothing else in the node.
+pub use crate::metrics::TransportSnapshot;
 
 impl TransportStats {
     pub fn new() -> TransportStats {

@@ -80,6 +80,11 @@ pub(super) struct Link {
     sent_through: u64,
     /// How far the journal has been walked for this peer.
     scan_pos: u64,
+    /// Journal entries read past `scan_pos` but not yet walked (read for a
+    /// batch that filled up before them), through `read_through`: the next
+    /// batch starts from them instead of reading the journal again.
+    read_ahead: std::collections::VecDeque<(u64, store::JournalEntry)>,
+    read_through: u64,
     acked: u64,
     in_flight: std::collections::VecDeque<u64>,
     last_progress_at: u64,
@@ -101,13 +106,20 @@ pub(super) struct Link {
 }
 
 impl Link {
+    /// Walk the journal from `pos` again (after a rewind or a jump ahead).
+    fn walk_from(&mut self, pos: u64) {
+        self.scan_pos = pos;
+        self.read_through = pos;
+        self.read_ahead.clear();
+    }
+
     pub(super) fn next_timeout(&self, cfg: &EngineConfig) -> Option<u64> {
         let mut t = Vec::with_capacity(3);
         if !self.they_saw_ours {
             t.push(self.hello_sent_at + cfg.hello_retry_ms);
         }
         if !self.in_flight.is_empty() {
-            t.push(self.last_progress_at + cfg.rto_ms);
+            t.push(self.last_progress_at + cfg.stall_ms.unwrap_or(cfg.rto_ms).min(cfg.rto_ms));
         } else if self.peer_hello && self.scan_pos > self.sent_through {
             t.push(self.last_sent_at + cfg.progress_idle_ms);
         }
@@ -219,6 +231,8 @@ impl<K: Kv> Engine<K> {
                 hello_sent_at: self.now,
                 sent_through: 0,
                 scan_pos: 0,
+                read_ahead: Default::default(),
+                read_through: 0,
                 acked: 0,
                 in_flight: Default::default(),
                 last_progress_at: self.now,
@@ -243,7 +257,7 @@ impl<K: Kv> Engine<K> {
         self.drop_link_frames(peer);
     }
 
-    fn drop_link_frames(&mut self, peer: &NodeId) {
+    pub(super) fn drop_link_frames(&mut self, peer: &NodeId) {
         self.transmits.retain(|t| &t.peer != peer);
         self.held_acks.retain(|(_, t)| &t.peer != peer);
     }
@@ -313,7 +327,7 @@ impl<K: Kv> Engine<K> {
                 resume = 0;
             }
             link.sent_through = resume;
-            link.scan_pos = resume;
+            link.walk_from(resume);
             link.acked = resume;
             link.last_sent_at = self.now;
             let backfill = link.version > link.completed_version;
@@ -555,7 +569,9 @@ impl<K: Kv> Engine<K> {
         if a.through > link.sent_through {
             // An ack from before a rewind: the peer holds more than we resent.
             link.sent_through = a.through;
-            link.scan_pos = link.scan_pos.max(a.through);
+            if a.through > link.scan_pos {
+                link.walk_from(a.through);
+            }
             link.in_flight.clear();
         }
         if let Some(s) = self.stats.get_mut(peer) {
@@ -580,7 +596,7 @@ impl<K: Kv> Engine<K> {
         }
         link.last_rewind = Some((n.have, now));
         link.sent_through = n.have;
-        link.scan_pos = n.have;
+        link.walk_from(n.have);
         link.in_flight.clear();
         link.last_progress_at = now;
         if let Some(s) = self.stats.get_mut(peer) {
@@ -600,9 +616,18 @@ impl<K: Kv> Engine<K> {
             }
         }
         let Some(link) = self.links.get_mut(peer) else { return Ok(()) };
+        if let Some(stall) = cfg.stall_ms {
+            if !link.in_flight.is_empty() && now >= link.last_progress_at + stall {
+                let waited_ms = now - link.last_progress_at;
+                self.link_down(peer);
+                self.events.push_back(Event::Stalled { peer: peer.clone(), waited_ms });
+                return Ok(());
+            }
+        }
         if !link.in_flight.is_empty() && now >= link.last_progress_at + cfg.rto_ms {
             link.sent_through = link.acked;
-            link.scan_pos = link.acked;
+            let acked = link.acked;
+            link.walk_from(acked);
             link.in_flight.clear();
             link.last_progress_at = now;
             if let Some(s) = self.stats.get_mut(peer) {
@@ -627,47 +652,60 @@ impl<K: Kv> Engine<K> {
     }
 
     /// Walk the durable journal for `peer` and send what the routing rule
-    /// gives it, keeping at most `window` batches in flight.
+    /// gives it, keeping at most `window` batches in flight. The journal is
+    /// read in steps of `scan_limit` entries; what a full batch leaves of a
+    /// step stays on the link for the next batch.
     pub(super) fn pump(&mut self, peer: &NodeId) -> Result<(), StoreError> {
         self.pump_backfill(peer)?;
         loop {
-            let Some(link) = self.links.get(peer) else { return Ok(()) };
+            let durable_seq = self.durable_seq;
+            let durable_gen = self.durable_gen;
+            let Some(link) = self.links.get_mut(peer) else { return Ok(()) };
             if !link.peer_hello
                 || link.in_flight.len() >= self.cfg.window
-                || link.scan_pos >= self.durable_seq
-                || self.durable_gen < link.send_after_gen
+                || link.scan_pos >= durable_seq
+                || durable_gen < link.send_after_gen
             {
                 return Ok(());
             }
             let version = link.version;
-            let start = link.scan_pos;
-            let entries = store::journal_range(&self.kv, start, self.durable_seq, self.cfg.scan_limit)?;
+            if link.read_ahead.is_empty() {
+                let from = link.read_through.max(link.scan_pos);
+                let entries = store::journal_range(&self.kv, from, durable_seq, self.cfg.scan_limit)?;
+                // A short read reached the durable end (later versions
+                // removed their older entries, leaving holes).
+                link.read_through = match entries.last() {
+                    Some((seq, _)) if entries.len() >= self.cfg.scan_limit => *seq,
+                    _ => durable_seq,
+                };
+                link.read_ahead.extend(entries);
+            }
+            let mut ahead = std::mem::take(&mut link.read_ahead);
+            let read_through = link.read_through;
             let mut records = Vec::new();
             let mut bytes = 0;
-            let mut end = start;
-            let mut full = false;
-            for (seq, entry) in &entries {
-                end = *seq;
+            let mut end = link.scan_pos;
+            while let Some((seq, entry)) = ahead.pop_front() {
+                end = seq;
                 // A kind the link's version cannot carry is held back: it
                 // waits in the journal, and the backfill sends it once the
                 // peer speaks a version that carries it.
-                let carried = entry_kind(entry).is_some_and(|k| k.since_protocol() <= version);
+                let carried = entry_kind(&entry).is_some_and(|k| k.since_protocol() <= version);
                 if carried && sends_to(&entry.route, &self.me, peer) {
-                    let record = self.read_entry(*seq, entry)?;
+                    let record = self.read_entry(seq, &entry)?;
                     bytes += approx_size(&record);
                     records.push(record);
                     if records.len() >= self.cfg.batch_records || bytes >= self.cfg.batch_bytes {
-                        full = true;
                         break;
                     }
                 }
             }
-            if !full && entries.len() < self.cfg.scan_limit {
-                // Everything up to the durable end was read (later versions
-                // removed their older entries, leaving holes).
-                end = self.durable_seq;
+            if ahead.is_empty() {
+                // Everything read so far is walked.
+                end = read_through;
             }
             let Some(link) = self.links.get_mut(peer) else { return Ok(()) };
+            link.read_ahead = ahead;
             link.scan_pos = end;
             let skipped = end - link.sent_through;
             if records.is_empty() && skipped < self.cfg.progress_every {

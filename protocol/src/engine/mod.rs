@@ -48,12 +48,19 @@ pub struct EngineConfig {
     /// Batches in flight (sent, not acknowledged) per link.
     pub window: usize,
     /// Journal entries read per scan step. Entries read past a full batch
-    /// are read again for the next one, so this stays near a couple of
-    /// batches: 8,192 spent a fifth of catch-up CPU re-reading the journal
-    /// (measured by `jobmesh bench`: 75 → 47 CPU-µs per record at 1,024).
+    /// stay on the link for the next batch (the journal is read once), so
+    /// this only sets how much is held in memory per link.
     pub scan_limit: usize,
     /// Resend from the last ack when no ack arrives for this long.
     pub rto_ms: u64,
+    /// Give up on a link whose batches get no ack for this long: the
+    /// engine drops the link and emits [`Event::Stalled`], and the driver
+    /// closes the connection so that it is redialled. For a transport that
+    /// never loses frames within a connection (QUIC), a missing ack means a
+    /// stuck connection (its retransmit timer backed off during a cut), and
+    /// a fresh one recovers in one round trip. `None`: never (the simulator,
+    /// whose lossy links rely on `rto_ms`).
+    pub stall_ms: Option<u64>,
     /// Repeat the hello until the peer shows it has ours.
     pub hello_retry_ms: u64,
     /// Send a progress-only batch after this many filtered-out entries...
@@ -74,6 +81,7 @@ impl Default for EngineConfig {
             window: 8,
             scan_limit: 1024,
             rto_ms: 10_000,
+            stall_ms: None,
             hello_retry_ms: 3_000,
             progress_every: 4096,
             progress_idle_ms: 5_000,
@@ -115,6 +123,13 @@ pub enum Event {
     Conflict { id: RecordId, version: u64 },
     /// A batch from `peer` was applied (not yet durable).
     Applied { peer: NodeId, records: usize, changed: usize, through: u64 },
+    /// The link's batches got no ack for [`EngineConfig::stall_ms`]: the
+    /// engine dropped the link; the driver must close its connection.
+    Stalled { peer: NodeId, waited_ms: u64 },
+    /// The store failed while serving `peer`'s link (reading the journal to
+    /// send, or writing): the engine dropped the link. The driver decides
+    /// what a failing store means for the node.
+    StoreFailed { peer: NodeId, error: StoreError },
 }
 
 /// Why a link must be closed.
@@ -422,10 +437,8 @@ impl<K: Kv> Engine<K> {
         // A store error on one link's path closes only that link; the peer
         // reconnects and resumes from its checkpoint.
         self.links.remove(peer);
-        self.events.push_back(Event::Refused {
-            peer: peer.clone(),
-            reason: RejectReason::Malformed { peer: peer.clone(), problem: format!("local store error: {e}") },
-        });
+        self.drop_link_frames(peer);
+        self.events.push_back(Event::StoreFailed { peer: peer.clone(), error: e });
     }
 
     /// Write a batch built by an [`store::Applier`], keeping figures in step.

@@ -1,11 +1,11 @@
-//! A [`MemKv`] that checks the simulator's safety properties on every write:
+//! A [`FaultyKv`] (a [`crate::kv::MemKv`] whose disk can fail) that checks the simulator's safety properties on every write:
 //! a record version never goes back, a node never holds a record the routing
 //! rule does not give it, and a forged record is never stored anywhere.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::kv::{Entries, Kv, MemKv, StoreError, WriteBatch};
+use crate::kv::{Entries, FaultyKv, Kv, StoreError, WriteBatch};
 use crate::node_id::NodeId;
 use crate::routing::holds;
 use crate::store::{decode, StoredRecord};
@@ -17,7 +17,7 @@ pub const FORGED_COUNTER_BASE: u64 = 9_000_000_000;
 pub type Violations = Rc<RefCell<Vec<String>>>;
 
 pub struct CheckedKv {
-    pub inner: MemKv,
+    pub inner: FaultyKv,
     pub node: NodeId,
     pub violations: Violations,
 }

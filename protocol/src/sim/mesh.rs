@@ -17,7 +17,7 @@ use std::rc::Rc;
 use super::checked_kv::{CheckedKv, Violations};
 use super::rng::Rng;
 use crate::engine::{Engine, EngineConfig, FlushTicket};
-use crate::kv::MemKv;
+use crate::kv::{DiskFault, FaultyKv};
 use crate::node_id::NodeId;
 use crate::record::{Record, RecordId};
 use crate::topology::Topology;
@@ -106,6 +106,9 @@ pub(super) struct SimNode {
     /// The store while the node is down.
     down_kv: Option<CheckedKv>,
     incarnation: u64,
+    /// The disk's failure mode; a node whose disk fails stays down until
+    /// the disk is healed (as the node's engine host refuses everything).
+    disk: DiskFault,
     flushing: bool,
     timer_at: Option<u64>,
     /// Local writes waiting for durability: (write gen, [(id, version)]).
@@ -132,6 +135,9 @@ pub struct SimStats {
     pub frames_stale: u64,
     pub bytes_sent: u64,
     pub crashes: u64,
+    /// Store failures (a failing disk surfaced as an error) that took a
+    /// node down.
+    pub disk_failures: u64,
     pub cuts: u64,
     pub link_closes: u64,
     pub writes_acked: u64,
@@ -181,8 +187,9 @@ impl Mesh {
             .map(|o| SimNode {
                 id: o.id.clone(),
                 engine: None,
-                down_kv: Some(CheckedKv { inner: MemKv::new(), node: o.id.clone(), violations: violations.clone() }),
+                down_kv: Some(CheckedKv { inner: FaultyKv::new(), node: o.id.clone(), violations: violations.clone() }),
                 incarnation: 0,
+                disk: DiskFault::None,
                 flushing: false,
                 timer_at: None,
                 pending_acks: Vec::new(),
@@ -238,6 +245,11 @@ impl Mesh {
 
     pub fn is_up(&self, i: usize) -> bool {
         self.nodes[i].engine.is_some()
+    }
+
+    /// Is node `i`'s disk failing?
+    pub fn disk_failing(&self, i: usize) -> bool {
+        self.nodes[i].disk != DiskFault::None
     }
 
     pub fn engine(&self, i: usize) -> Option<&Engine<CheckedKv>> {
@@ -298,9 +310,34 @@ impl Mesh {
         self.push(at, EvKind::Crash { node: i });
     }
 
-    /// Restart a crashed node from what it had made durable.
-    pub fn restart(&mut self, i: usize) {
+    /// Make node `i`'s disk fail (or work again, with `DiskFault::None`).
+    pub fn disk_fault(&mut self, i: usize, fault: DiskFault) {
+        self.nodes[i].disk = fault;
+        if let Some(e) = self.nodes[i].engine.as_mut() {
+            e.kv_mut().inner.set_fault(fault);
+        } else if let Some(kv) = self.nodes[i].down_kv.as_mut() {
+            kv.inner.set_fault(fault);
+        }
+        if fault == DiskFault::None {
+            self.restart(i);
+        }
+    }
+
+    /// The store of node `i` failed: the node goes down as the engine host
+    /// takes it down (no more writes, acks or links), keeping what was
+    /// flushed, until its disk is healed.
+    pub(super) fn store_failed(&mut self, i: usize) {
         if self.nodes[i].engine.is_none() {
+            return;
+        }
+        self.stats.disk_failures += 1;
+        self.crash(i);
+    }
+
+    /// Restart a crashed node from what it had made durable (not while its
+    /// disk fails).
+    pub fn restart(&mut self, i: usize) {
+        if self.nodes[i].engine.is_none() && self.nodes[i].disk == DiskFault::None {
             self.start_node(i);
         }
     }
@@ -360,6 +397,7 @@ impl Mesh {
         self.net.loss = 0.0;
         self.net.duplicate = 0.0;
         for i in 0..self.nodes.len() {
+            self.disk_fault(i, DiskFault::None);
             self.restart(i);
         }
         let children: Vec<usize> = self.links.keys().copied().collect();
@@ -410,9 +448,11 @@ impl Mesh {
         while let Some(t) = engine.poll_transmit() {
             out.push(t);
         }
+        let mut store_failed = false;
         while let Some(ev) = engine.poll_event() {
             match ev {
                 crate::engine::Event::Refused { .. } => self.stats.refused += 1,
+                crate::engine::Event::StoreFailed { .. } => store_failed = true,
                 crate::engine::Event::Conflict { id, version } => self
                     .violations
                     .borrow_mut()
@@ -420,6 +460,11 @@ impl Mesh {
                 _ => {}
             }
         }
+        if store_failed {
+            self.store_failed(i);
+            return;
+        }
+        let Some(engine) = self.nodes[i].engine.as_mut() else { return };
         let flush = (!flushing && engine.needs_flush()).then(|| engine.begin_flush());
         let timeout = engine.poll_timeout();
         if let Some(ticket) = flush {
@@ -500,6 +545,10 @@ impl Mesh {
                 let now = self.now;
                 let Some(engine) = self.nodes[to].engine.as_mut() else { return true };
                 if let Err(e) = engine.handle_frame(&peer, frame, now) {
+                    if matches!(e, crate::engine::LinkError::Store(_)) {
+                        self.store_failed(to);
+                        return true;
+                    }
                     // The driver closes the connection on any link error; the
                     // link then reopens as a new connection. Only refusals of
                     // forged batches are expected.
@@ -533,7 +582,10 @@ impl Mesh {
                 if let Some(engine) = self.nodes[node].engine.as_mut() {
                     // The flush made durable what was written when it began
                     // (and possibly more; MemKv flushes all it has).
-                    engine_kv_flush(engine);
+                    if engine_kv_flush(engine).is_err() {
+                        self.store_failed(node);
+                        return true;
+                    }
                     engine.flushed(ticket, now);
                     let durable = engine.durable_gen();
                     let bytes = engine.kv().inner.bytes();
@@ -566,10 +618,9 @@ impl Mesh {
                     self.nodes[node].timer_at = None;
                 }
                 if let Some(engine) = self.nodes[node].engine.as_mut() {
-                    if engine.poll_timeout().is_some_and(|t| t <= now) {
-                        if let Err(e) = engine.handle_timeout(now) {
-                            panic!("timeout at {}: {e}", self.nodes[node].id);
-                        }
+                    if engine.poll_timeout().is_some_and(|t| t <= now) && engine.handle_timeout(now).is_err() {
+                        self.store_failed(node);
+                        return true;
                     }
                 }
                 self.after(node);
@@ -643,6 +694,6 @@ impl Mesh {
     }
 }
 
-fn engine_kv_flush(engine: &mut Engine<CheckedKv>) {
-    engine.kv_mut().inner.flush();
+fn engine_kv_flush(engine: &mut Engine<CheckedKv>) -> Result<(), crate::kv::StoreError> {
+    engine.kv_mut().inner.flush()
 }

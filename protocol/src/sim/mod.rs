@@ -28,11 +28,16 @@ pub struct FaultMix {
     pub crash: u32,
     pub restart: u32,
     pub forge: u32,
+    /// A node's disk starts failing (full, write or flush errors, short
+    /// writes)...
+    pub disk_fail: u32,
+    /// ...or a failing disk works again.
+    pub disk_heal: u32,
 }
 
 impl Default for FaultMix {
     fn default() -> Self {
-        FaultMix { cut: 3, heal: 3, partition: 1, crash: 2, restart: 3, forge: 1 }
+        FaultMix { cut: 3, heal: 3, partition: 1, crash: 2, restart: 3, forge: 1, disk_fail: 0, disk_heal: 0 }
     }
 }
 
@@ -177,7 +182,7 @@ impl Scenario {
 
     fn fault(&self, mesh: &mut Mesh, rng: &mut rng::Rng) {
         let m = &self.faults;
-        let total = m.cut + m.heal + m.partition + m.crash + m.restart + m.forge;
+        let total = m.cut + m.heal + m.partition + m.crash + m.restart + m.forge + m.disk_fail + m.disk_heal;
         if total == 0 || mesh.len() < 2 {
             return;
         }
@@ -214,6 +219,17 @@ impl Scenario {
             }
         } else if take(m.forge) {
             mesh.forge();
+        } else if take(m.disk_fail) {
+            use crate::kv::DiskFault;
+            let kinds = [DiskFault::Full, DiskFault::WriteErrors, DiskFault::FlushErrors, DiskFault::ShortWrites];
+            let i = rng.below(n) as usize;
+            let kind = kinds[rng.below(kinds.len() as u64) as usize];
+            mesh.disk_fault(i, kind);
+        } else if take(m.disk_heal) {
+            let failing: Vec<usize> = (0..mesh.len()).filter(|&i| mesh.disk_failing(i)).collect();
+            if let Some(&i) = rng.pick(&failing) {
+                mesh.disk_fault(i, crate::kv::DiskFault::None);
+            }
         }
     }
 }

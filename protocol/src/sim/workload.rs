@@ -105,7 +105,11 @@ impl Mesh {
                 self.track_write(i, w.gen, &w.records);
                 WriteOutcome::Written
             }
-            Err(crate::engine::local::WriteError::Store(e)) => panic!("store error at {me}: {e}"),
+            Err(crate::engine::local::WriteError::Store(_)) => {
+                // No ack: the write was never made durable.
+                self.store_failed(i);
+                WriteOutcome::NodeDown
+            }
             Err(_) => {
                 self.after(i);
                 WriteOutcome::Refused
