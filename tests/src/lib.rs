@@ -11,6 +11,7 @@
 //!   `jobmesh_protocol::routing::holds`;
 //! - [`wait`]: `eventually` (bounded polling), `within` (test time limit) and
 //!   a seeded RNG (`JOBMESH_SEED`);
+//! - [`previous`]: the previous release's binary, built from git history;
 //! - [`quic`]: a hand-driven QUIC peer for trust tests;
 //! - [`cdp`]: a headless Chromium driven over the DevTools protocol.
 
@@ -22,6 +23,7 @@ pub mod mesh;
 pub mod netns;
 pub mod oracle;
 pub mod pki;
+pub mod previous;
 pub mod proxy;
 pub mod quic;
 pub mod wait;

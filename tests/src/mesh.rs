@@ -97,6 +97,9 @@ pub struct Mesh {
     passed: bool,
     /// SIGTERM stops that did not end in a clean exit; checked by `finish`.
     unclean: Vec<String>,
+    /// Nodes that run another binary than the one under test (the previous
+    /// release, in the mixed-version tests).
+    binaries: BTreeMap<String, PathBuf>,
 }
 
 /// One node's config, rendered as the TOML of design.md by
@@ -209,6 +212,7 @@ impl Mesh {
             http: http_client(),
             passed: false,
             unclean: Vec::new(),
+            binaries: BTreeMap::new(),
         }
     }
 
@@ -307,9 +311,19 @@ impl Mesh {
         self.exited(id).is_none() && self.node(id).child.is_some()
     }
 
+    /// Run node `id` with `bin` from its next start on; `None` goes back to
+    /// the binary under test (an upgrade, when `bin` was an older release).
+    pub fn set_binary(&mut self, id: &str, bin: Option<&Path>) {
+        match bin {
+            Some(b) => self.binaries.insert(id.to_string(), b.to_path_buf()),
+            None => self.binaries.remove(id),
+        };
+    }
+
     /// Start the node's process (same config and data as before).
     fn spawn(&mut self, id: &str) {
-        let bin = jobmesh_bin();
+        let bin = self.binaries.get(id).cloned().unwrap_or_else(|| jobmesh_bin().to_path_buf());
+        let bin = bin.as_path();
         let root = self.root.clone();
         let n = self.node_mut(id);
         assert!(n.child.is_none(), "node {id} is already running");

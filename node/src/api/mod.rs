@@ -185,6 +185,7 @@ pub fn router(state: Arc<NodeState>, ctx: Arc<ApiContext>) -> axum::Router {
         .route("/app.js", get(page::app_js))
         .route("/app.css", get(page::app_css))
         .route("/errors.json", get(page::errors_json))
+        .route("/matters.js", get(page::matters_js))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(input::MAX_BODY_BYTES))
@@ -207,7 +208,7 @@ async fn method_not_allowed(req: Request) -> ApiError {
 
 /// Routes anyone may fetch: the health check and the page's own files.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/" | "/app.js" | "/app.css" | "/errors.json")
+    matches!(path, "/healthz" | "/" | "/app.js" | "/app.css" | "/errors.json" | "/matters.js")
 }
 
 /// Compare without leaking the position of the first difference.

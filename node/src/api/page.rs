@@ -11,6 +11,7 @@ const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const APP_JS: &str = include_str!("../../assets/app.js");
 const APP_CSS: &str = include_str!("../../assets/app.css");
 const ERRORS_JSON: &str = include_str!("../../assets/errors.json");
+const MATTERS_JS: &str = include_str!("../../assets/matters.js");
 
 /// `GET /`
 pub async fn index() -> impl IntoResponse {
@@ -20,6 +21,11 @@ pub async fn index() -> impl IntoResponse {
 /// `GET /app.js`
 pub async fn app_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], APP_JS)
+}
+
+/// `GET /matters.js` (service matters and protocol versions on the page)
+pub async fn matters_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], MATTERS_JS)
 }
 
 /// `GET /app.css`
