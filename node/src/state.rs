@@ -138,6 +138,7 @@ pub struct EngineView {
     link_stats: BTreeMap<NodeId, LinkStats>,
     connected: BTreeSet<NodeId>,
     store: StoreHealth,
+    restoring: bool,
 }
 
 impl EngineView {
@@ -148,8 +149,9 @@ impl EngineView {
         link_stats: BTreeMap<NodeId, LinkStats>,
         connected: BTreeSet<NodeId>,
         store: StoreHealth,
+        restoring: bool,
     ) -> EngineView {
-        EngineView { parent, last_seq, durable_seq, link_stats, connected, store }
+        EngineView { parent, last_seq, durable_seq, link_stats, connected, store, restoring }
     }
 
     pub fn parent(&self) -> Option<&NodeId> {
@@ -173,6 +175,11 @@ impl EngineView {
     }
     pub fn store(&self) -> &StoreHealth {
         &self.store
+    }
+    /// Is the node recovering its own records from its parent after a
+    /// restore (see `Engine::restoring`)?
+    pub fn restoring(&self) -> bool {
+        self.restoring
     }
 }
 

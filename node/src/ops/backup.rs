@@ -76,18 +76,23 @@ pub struct Manifest {
 pub async fn get(
     axum::extract::State(api): axum::extract::State<std::sync::Arc<crate::api::Api>>,
 ) -> crate::api::error::ApiResult<impl axum::response::IntoResponse> {
-    let state = api.state.clone();
-    let file = crate::api::blocking(move || snapshot(&state)).await??;
+    let file = snapshot(&api.state).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], file))
 }
 
 /// Copy the node's store (see the module docs) and build the backup file.
-pub fn snapshot(state: &NodeState) -> Result<Vec<u8>, StoreError> {
-    let entries = state.with_engine(|e| -> Result<_, StoreError> {
-        e.kv().flush_blocking()?;
-        e.kv().export()
-    })?;
-    Ok(encode(state.me.as_str(), &entries, now_ms()))
+/// The copy runs on the engine thread, so no write lands halfway through it.
+pub async fn snapshot(state: &NodeState) -> Result<Vec<u8>, StoreError> {
+    let entries = state
+        .call(|e| -> Result<_, StoreError> {
+            e.kv().flush_blocking()?;
+            e.kv().export()
+        })
+        .await??;
+    let me = state.me.as_str().to_owned();
+    tokio::task::spawn_blocking(move || encode(&me, &entries, now_ms()))
+        .await
+        .map_err(|e| StoreError::Backend(format!("backup encoder: {e}")))
 }
 
 /// The backup file for `entries` of node `node_id`.
