@@ -34,7 +34,7 @@ use jobmesh_protocol::Kind;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::state::{now_ms, NodeState};
+use crate::state::now_ms;
 use crate::storage::SledKv;
 
 /// First bytes of every backup file.
@@ -76,18 +76,16 @@ pub struct Manifest {
 pub async fn get(
     axum::extract::State(api): axum::extract::State<std::sync::Arc<crate::api::Api>>,
 ) -> crate::api::error::ApiResult<impl axum::response::IntoResponse> {
-    let state = api.state.clone();
-    let file = crate::api::blocking(move || snapshot(&state)).await??;
+    let entries = api
+        .state
+        .call(|e| -> Result<Entries, StoreError> {
+            e.kv().flush_blocking()?;
+            e.kv().export()
+        })
+        .await??;
+    let me = api.state.me.to_string();
+    let file = crate::api::blocking(move || encode(&me, &entries, now_ms())).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], file))
-}
-
-/// Copy the node's store (see the module docs) and build the backup file.
-pub fn snapshot(state: &NodeState) -> Result<Vec<u8>, StoreError> {
-    let entries = state.with_engine(|e| -> Result<_, StoreError> {
-        e.kv().flush_blocking()?;
-        e.kv().export()
-    })?;
-    Ok(encode(state.me.as_str(), &entries, now_ms()))
 }
 
 /// The backup file for `entries` of node `node_id`.
