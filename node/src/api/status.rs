@@ -227,7 +227,8 @@ pub async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<StatusView>> {
     let records = api.record_counts().await?;
     let backlogs = api.backlogs().await?;
     let held = api.held().await?;
-    let (last_seq, durable_seq, restoring) = api.state.inspect(|e| (e.last_seq(), e.durable_seq(), e.restoring()));
+    let (last_seq, durable_seq) = api.state.inspect(|e| (e.last_seq(), e.durable_seq()));
+    let restoring = api.state.call(|e| e.restoring()).await.unwrap_or(false);
     let mut parent = None;
     let mut children = Vec::new();
     for p in api.peers() {

@@ -34,7 +34,7 @@ use jobmesh_protocol::Kind;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::state::{now_ms, NodeState};
+use crate::state::now_ms;
 use crate::storage::SledKv;
 
 /// First bytes of every backup file.
@@ -76,23 +76,16 @@ pub struct Manifest {
 pub async fn get(
     axum::extract::State(api): axum::extract::State<std::sync::Arc<crate::api::Api>>,
 ) -> crate::api::error::ApiResult<impl axum::response::IntoResponse> {
-    let file = snapshot(&api.state).await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], file))
-}
-
-/// Copy the node's store (see the module docs) and build the backup file.
-/// The copy runs on the engine thread, so no write lands halfway through it.
-pub async fn snapshot(state: &NodeState) -> Result<Vec<u8>, StoreError> {
-    let entries = state
-        .call(|e| -> Result<_, StoreError> {
+    let entries = api
+        .state
+        .call(|e| -> Result<Entries, StoreError> {
             e.kv().flush_blocking()?;
             e.kv().export()
         })
         .await??;
-    let me = state.me.as_str().to_owned();
-    tokio::task::spawn_blocking(move || encode(&me, &entries, now_ms()))
-        .await
-        .map_err(|e| StoreError::Backend(format!("backup encoder: {e}")))
+    let me = api.state.me.to_string();
+    let file = crate::api::blocking(move || encode(&me, &entries, now_ms())).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], file))
 }
 
 /// The backup file for `entries` of node `node_id`.
