@@ -297,7 +297,8 @@ async fn viewport(page: &Page, width: u32, height: u32) {
 }
 
 async fn english(page: &Page) {
-    ok("switch to English", page.click("#lang-toggle").await);
+    // The wall screen hides the top bar with its button: switch as the button does.
+    ok("switch to English", page.eval("setLang('en'); true").await);
     ok("English", page.wait_for("lang is en", "document.documentElement.lang === 'en'", FORM_ANSWER).await);
 }
 
@@ -349,7 +350,7 @@ async fn completeness_names_withdrawal_and_wall_screen() {
                     "(() => {{ const r = document.querySelector('{row}'); \
                       return {{ name: r.querySelector('.office-name').textContent, \
                         values: Array.from(r.querySelectorAll('td.num[data-col=postings_open], td.num[data-col=placements]')).map((c) => c.textContent), \
-                        rep: document.querySelector('#reporting').dataset }}; }})()"
+                        rep: Object.assign({{}}, document.querySelector('#reporting').dataset) }}; }})()"
                 ))
                 .await,
         );
@@ -424,7 +425,8 @@ async fn completeness_names_withdrawal_and_wall_screen() {
                     "#screen-node named, #screen-posts has a value",
                     "(() => { const v = (s) => document.querySelector(s).dataset.value; \
                       const n = document.querySelector('#screen-node').textContent; \
-                      return n === '修文县工作站' && v('#screen-posts') !== undefined && v('#screen-registered') !== undefined \
+                      return n === '修文县工作站' && v('#screen-posts') === '7' && v('#screen-registered') === '1' \
+                        && v('#screen-placements') === '1' \
                         ? { name: n, date: document.querySelector('#screen-date').textContent, posts: Number(v('#screen-posts')), \
                             listed: Number(document.querySelector('#screen-posts').dataset.postings), \
                             registered: Number(v('#screen-registered')), placements: Number(v('#screen-placements')), \
