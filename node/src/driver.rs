@@ -197,6 +197,7 @@ fn view_of(engine: &Engine<SledKv>, outboxes: &HashMap<NodeId, Outbox>, health: 
         engine.link_stats().clone(),
         outboxes.keys().cloned().collect::<BTreeSet<_>>(),
         health.clone(),
+        engine.restoring(),
     )
 }
 

@@ -138,6 +138,7 @@ pub struct EngineView {
     link_stats: BTreeMap<NodeId, LinkStats>,
     connected: BTreeSet<NodeId>,
     store: StoreHealth,
+    restoring: bool,
 }
 
 impl EngineView {
@@ -148,8 +149,15 @@ impl EngineView {
         link_stats: BTreeMap<NodeId, LinkStats>,
         connected: BTreeSet<NodeId>,
         store: StoreHealth,
+        restoring: bool,
     ) -> EngineView {
-        EngineView { parent, last_seq, durable_seq, link_stats, connected, store }
+        EngineView { parent, last_seq, durable_seq, link_stats, connected, store, restoring }
+    }
+
+    /// The store was restored from a backup and waits for its own records
+    /// from the parent.
+    pub fn restoring(&self) -> bool {
+        self.restoring
     }
 
     pub fn parent(&self) -> Option<&NodeId> {

@@ -142,9 +142,9 @@ impl SledKv {
     }
 
     /// Every entry, in key order (for backups: call it where no write can
-    /// run meanwhile, i.e. under the engine lock).
+    /// run meanwhile, i.e. on the engine thread).
     pub fn export(&self) -> Result<Entries, StoreError> {
-        self.tree.iter().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend)).collect()
+        self.open_db()?.tree.iter().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend)).collect()
     }
 
     /// Bytes the database occupies on disk.

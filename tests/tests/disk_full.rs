@@ -52,11 +52,7 @@ fn mount(dir: &Path) -> Result<Tmpfs, String> {
 }
 
 fn grow(dir: &Path) {
-    let st = Command::new("mount")
-        .args(["-o", &format!("remount,{SIZE_GROWN}")])
-        .arg(dir)
-        .status()
-        .expect("run mount");
+    let st = Command::new("mount").args(["-o", &format!("remount,{SIZE_GROWN}")]).arg(dir).status().expect("run mount");
     assert!(st.success(), "remount of the tmpfs failed");
 }
 
@@ -134,7 +130,12 @@ async fn a_full_disk_is_refused_promptly_reported_and_recovered_without_restart(
         assert_ne!(h.status, 200, "/healthz is 200 while the disk is full: {}", h.describe());
         assert!(h.text.contains("disk is full"), "{}", h.describe());
         let log = mesh.log(CITY);
-        assert_eq!(count(&log, "the store is failing"), 1, "one line per change of state:\n{}", mesh.log_tail(CITY, 40));
+        assert_eq!(
+            count(&log, "the store is failing"),
+            1,
+            "one line per change of state:\n{}",
+            mesh.log_tail(CITY, 40)
+        );
 
         // The county is refused meanwhile, and keeps its writes.
         let county = mesh.api(COUNTY);

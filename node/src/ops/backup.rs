@@ -77,16 +77,19 @@ pub async fn get(
     axum::extract::State(api): axum::extract::State<std::sync::Arc<crate::api::Api>>,
 ) -> crate::api::error::ApiResult<impl axum::response::IntoResponse> {
     let state = api.state.clone();
-    let file = crate::api::blocking(move || snapshot(&state)).await??;
+    let file = snapshot(&state).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], file))
 }
 
 /// Copy the node's store (see the module docs) and build the backup file.
-pub fn snapshot(state: &NodeState) -> Result<Vec<u8>, StoreError> {
-    let entries = state.with_engine(|e| -> Result<_, StoreError> {
-        e.kv().flush_blocking()?;
-        e.kv().export()
-    })?;
+/// The copy runs on the engine thread, so no write lands in the middle.
+pub async fn snapshot(state: &NodeState) -> Result<Vec<u8>, StoreError> {
+    let entries = state
+        .call(|e| -> Result<_, StoreError> {
+            e.kv().flush_blocking()?;
+            e.kv().export()
+        })
+        .await??;
     Ok(encode(state.me.as_str(), &entries, now_ms()))
 }
 
