@@ -729,7 +729,7 @@ async fn matters_record_resolve_list_and_roll_up() {
     let (s, v) = n.get("/v1/matters?status=maybe").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 
-    n.state.with_engine(|e| e.handle_timeout(now_ms() + 2_000)).unwrap();
+    n.state.call(|e| e.handle_timeout(now_ms() + 2_000)).await.unwrap().unwrap();
     let (s, v) = n.get("/v1/summary").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let m = &v["matters"];
