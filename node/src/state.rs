@@ -154,6 +154,12 @@ impl EngineView {
         EngineView { parent, last_seq, durable_seq, link_stats, connected, store, restoring }
     }
 
+    /// The store was restored from a backup and waits for its own records
+    /// from the parent.
+    pub fn restoring(&self) -> bool {
+        self.restoring
+    }
+
     pub fn parent(&self) -> Option<&NodeId> {
         self.parent.as_ref()
     }
@@ -175,11 +181,6 @@ impl EngineView {
     }
     pub fn store(&self) -> &StoreHealth {
         &self.store
-    }
-    /// Is the node recovering its own records from its parent after a
-    /// restore (see `Engine::restoring`)?
-    pub fn restoring(&self) -> bool {
-        self.restoring
     }
 }
 
