@@ -349,6 +349,10 @@ impl Parser<'_> {
 
     fn read_side_file(&self, key: &str, path: &Path) -> Result<String, ConfigError> {
         let meta = std::fs::metadata(path).map_err(|e| self.err(key, format!("{}: {e}", path.display())))?;
+        // A device or pipe reports length 0 and may never end (/dev/zero).
+        if !meta.is_file() {
+            return Err(self.err(key, format!("{}: not a regular file", path.display())));
+        }
         if meta.len() > MAX_SIDE_FILE_BYTES {
             return Err(self.err(key, format!("{}: larger than {MAX_SIDE_FILE_BYTES} bytes", path.display())));
         }
@@ -502,6 +506,18 @@ key = "c"
         std::fs::remove_file(dir.path().join("token")).unwrap();
         let e = Config::parse(&with_token, &file).unwrap_err().to_string();
         assert!(e.contains(": api_token_file: ") && e.contains("token"), "{e}");
+    }
+
+    /// A side file that is a device or a pipe would never end (or block):
+    /// it is refused before it is read.
+    #[test]
+    fn side_files_must_be_regular_files() {
+        for (key, line) in
+            [("topology", "topology = \"/dev/zero\""), ("api_token_file", "api_token_file = \"/dev/zero\"")]
+        {
+            let e = err(&format!("{line}\n{LEAF}"));
+            assert!(e.contains(&format!(": {key}: ")) && e.contains("not a regular file"), "{e}");
+        }
     }
 
     #[test]

@@ -13,5 +13,6 @@ pub mod pki;
 pub mod runtime;
 pub mod state;
 pub mod storage;
+pub mod store_check;
 pub mod tls;
 pub mod transport;

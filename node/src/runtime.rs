@@ -22,7 +22,6 @@ use crate::config::{Config, ConfigError};
 use crate::driver;
 use crate::metrics::Metrics;
 use crate::state::now_ms;
-use crate::storage::SledKv;
 use crate::tls::NodeTls;
 use crate::transport::{Transport, TransportSettings, TransportStats};
 
@@ -86,7 +85,9 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
     // The certificate must be this node's and from the province CA: checked
     // before the store is opened, so a mix-up changes nothing on disk.
     let tls = NodeTls::load(&cfg)?;
-    let kv = SledKv::open(&cfg.data_dir).map_err(|e| cfg.error("data_dir", e))?;
+    let (kv, store, verified_in) =
+        crate::store_check::open_checked(&cfg.data_dir).map_err(|e| cfg.error("data_dir", e))?;
+    info!(records = store.records, journal = store.journal, ms = verified_in.as_millis() as u64, "store checked");
     let engine = Engine::open(cfg.node_id.clone(), kv.clone(), EngineConfig::default(), now_ms())
         .map_err(|e| cfg.error("data_dir", format!("{}: {e}", cfg.data_dir.display())))?;
     let (state, host) = driver::start(engine, kv, Arc::new(Metrics::new()), driver::HostConfig::default())

@@ -463,11 +463,18 @@ impl Mesh {
         }
     }
 
-    /// `kill -9` the node (by pid) and reap it.
+    /// `kill -9` the node (by pid) and reap it. Panics if the process had
+    /// already exited: a kill that hits nothing tests nothing.
     pub fn kill9(&mut self, id: &str) {
         let mut child = self.node_mut(id).child.take().unwrap_or_else(|| panic!("kill9: node {id} is not running"));
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("kill9: node {id} had already exited ({status}) before the kill\n{}", self.log_tail(id, 40));
+        }
         let _ = child.kill();
-        let _ = child.wait();
+        let status = child.wait().unwrap_or_else(|e| panic!("kill9: wait for {id}: {e}"));
+        // Killed by the signal, not exited on its own in the meantime.
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "kill9: node {id} was not ended by SIGKILL ({status})");
     }
 
     /// Eventually every node in `nodes` answers 200 for

@@ -55,17 +55,41 @@ async fn a_county_catches_up_a_large_backlog_across_a_kill9() {
         let x = mesh.api("gz/a/x").unpooled();
         let started_x = Instant::now();
         let mut polls = 0;
+        let mut held_k = false;
         while started_x.elapsed() < Duration::from_secs(30) {
             polls += 1;
             if let Ok(Ok(Some(_))) = tokio::time::timeout(Duration::from_millis(200), x.get_posting(&ids[k])).await {
+                held_k = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        assert!(held_k, "gz/a/x did not hold posting #{k} within 30 s of its start: no catch-up to kill");
         mesh.kill9("gz/a/x");
         println!(
             "backlog: killed gz/a/x {:?} after its start, once it held posting #{k} ({polls} polls)",
             started_x.elapsed()
+        );
+        // The precondition of the test: at the kill the county had not
+        // acknowledged the whole backlog, so the restart below really
+        // resumes a catch-up. The city's backlog toward it counts the
+        // entries it has not acknowledged (the county acknowledges only what
+        // is durable); nothing asked the city for it before, so the count is
+        // fresh, and with no writes since, it can only have been larger at
+        // the kill.
+        let status = mesh.api("gz/a").status().await.unwrap_or_else(|e| panic!("status of gz/a: {e}"));
+        let owed = status["children"]
+            .as_array()
+            .and_then(|c| c.iter().find(|l| l["node_id"] == "gz/a/x"))
+            .and_then(|l| l["backlog"].as_u64())
+            .unwrap_or_else(|| panic!("no backlog toward gz/a/x in gz/a's status: {status}"));
+        // (Should the city itself still lack some of the backlog, the
+        // county lacked those too.)
+        let city_has = status["records"]["postings"].as_u64().unwrap_or(0);
+        println!("backlog: after the kill gz/a holds {city_has} postings and still owes gz/a/x {owed}");
+        assert!(
+            owed > 0 || city_has < BACKLOG as u64,
+            "gz/a/x had acknowledged the whole backlog before the kill: the kill missed the catch-up"
         );
         mesh.start_node("gz/a/x").await;
 
