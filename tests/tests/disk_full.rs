@@ -92,7 +92,7 @@ async fn a_full_disk_is_refused_promptly_reported_and_recovered_without_restart(
             tasks.push(tokio::spawn(async move {
                 for i in 0..MAX_POSTS / CLIENTS {
                     let started = Instant::now();
-                    let body = posting_body(&format!("fill c{c} n{i} {}", "x".repeat(200)), 1, None);
+                    let body = posting_body(&format!("fill c{c} n{i} {}", "x".repeat(100)), 1, None);
                     match api.try_post_posting(&body).await {
                         Ok(r) if r.status == 201 => {
                             let id = r.json.as_ref().and_then(|j| j["id"].as_str()).unwrap_or_default().to_owned();
