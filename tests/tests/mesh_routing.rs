@@ -28,7 +28,23 @@ fn check_created(p: &Value, at: &str, audience: &str, positions: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_reach_exactly_the_nodes_the_routing_rule_names() {
     within(Duration::from_secs(120), "mesh_routing", async {
-        let mesh = Mesh::start(&NODES).await;
+        // The county that publishes for another city holds the province's
+        // tree, so the other city is an office it knows (an audience outside
+        // a node's topology, lineage and children is refused).
+        let tree = tempfile::NamedTempFile::new().unwrap();
+        let mut tsv = String::from("id\tparent\ttier\tname\tname_zh\n");
+        for id in NODES {
+            let parent = id.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+            let tier = ["province", "city", "county"][id.matches('/').count()];
+            tsv += &format!("{id}\t{parent}\t{tier}\t{id}\t{id}\n");
+        }
+        std::fs::write(tree.path(), tsv).unwrap();
+        let mut mesh = Mesh::new_with(&NODES, |c| {
+            if c.node_id == "gz/a/y" {
+                c.extra.push(format!("topology = {:?}", tree.path().display().to_string()));
+            }
+        });
+        mesh.start_all().await;
         let mut oracle = Oracle::new();
 
         // A province-wide posting.
