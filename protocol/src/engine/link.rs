@@ -351,10 +351,10 @@ impl<K: Kv> Engine<K> {
         Ok(())
     }
 
-    /// Records the peer held back while this link spoke an older version:
-    /// apply them like a batch, but leave the checkpoint where it is.
-    fn on_backfill(&mut self, peer: &NodeId, b: Backfill) -> Result<(), LinkError> {
-        for r in &b.records {
+    /// The authorization rule over a whole batch: one bad record refuses it
+    /// all, counted and reported, before anything is applied.
+    fn authorize_all(&mut self, peer: &NodeId, records: &[Record]) -> Result<(), LinkError> {
+        for r in records {
             if let Err(reason) = authorize(&self.me, peer, r) {
                 if let Some(s) = self.stats.get_mut(peer) {
                     s.refused += 1;
@@ -363,6 +363,13 @@ impl<K: Kv> Engine<K> {
                 return Err(LinkError::Refused(reason));
             }
         }
+        Ok(())
+    }
+
+    /// Records the peer held back while this link spoke an older version:
+    /// apply them like a batch, but leave the checkpoint where it is.
+    fn on_backfill(&mut self, peer: &NodeId, b: Backfill) -> Result<(), LinkError> {
+        self.authorize_all(peer, &b.records)?;
         let count = b.records.len();
         if count > 0 {
             let finished = {
@@ -502,15 +509,7 @@ impl<K: Kv> Engine<K> {
             self.hold_ack(peer, cp);
             return Ok(());
         }
-        for r in &b.records {
-            if let Err(reason) = authorize(&self.me, peer, r) {
-                if let Some(s) = self.stats.get_mut(peer) {
-                    s.refused += 1;
-                }
-                self.events.push_back(Event::Refused { peer: peer.clone(), reason: reason.clone() });
-                return Err(LinkError::Refused(reason));
-            }
-        }
+        self.authorize_all(peer, &b.records)?;
         let count = b.records.len();
         let finished = {
             let mut a = store::Applier::new(&self.kv, self.last_seq);
