@@ -86,8 +86,18 @@ async fn a_previous_release_store_upgrades_in_place_and_survives_kill9() {
         mesh.start_node("gz").await;
         eventually("upgraded gz holds everything, syncing with 0.1.0 gz/a", CONVERGE, || mesh.check_converged(&oracle))
             .await;
-        let status = mesh.api("gz").status().await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(status["children"][0]["node_id"], "gz/a", "{status}");
+        // gz/a redials with backoff after the kills: wait for its link, then
+        // check that it was negotiated at the previous protocol.
+        let status = eventually("0.1.0 gz/a linked to the upgraded gz", CONVERGE, || async {
+            let status = mesh.api("gz").status().await?;
+            let child = &status["children"][0];
+            if child["node_id"] == "gz/a" && child["connected"] == true {
+                Ok(status)
+            } else {
+                Err(format!("gz/a not linked yet: {status}"))
+            }
+        })
+        .await;
         assert_eq!(status["children"][0]["protocol"], 1, "gz/a runs 0.1.0: {status}");
         mesh.stop("gz").await;
 
