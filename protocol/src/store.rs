@@ -106,10 +106,18 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
         .unwrap_or_else(|e| unreachable!("encoding into a Vec cannot fail: {e}"))
 }
 
+/// Decode a stored value. A value is one record or smaller, so bincode is
+/// held to the frame limit: a damaged length inside a value cannot make it
+/// allocate more than that. Bytes left over mean the value is not what was
+/// written.
 pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .map(|(v, _)| v)
-        .map_err(|e| StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), problem: e.to_string() })
+    let corrupt = |problem: String| StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), problem };
+    let config = bincode::config::standard().with_limit::<{ crate::wire::MAX_FRAME_BYTES }>();
+    let (v, used) = bincode::serde::decode_from_slice(bytes, config).map_err(|e| corrupt(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(corrupt(format!("{} bytes left over after the value", bytes.len() - used)));
+    }
+    Ok(v)
 }
 
 pub fn u64_value(key: &[u8], bytes: Option<Vec<u8>>) -> Result<u64, StoreError> {
@@ -389,5 +397,28 @@ impl<'a, K: Kv + ?Sized> Applier<'a, K> {
             self.batch.put(META_SEQ.to_vec(), self.last_seq.to_be_bytes().to_vec());
         }
         Finished { batch: self.batch, changes: self.changes, conflicts: self.conflicts, last_seq: self.last_seq }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_with_bytes_left_over_is_corrupt() {
+        let mut bytes = encode(&(7u64, "x".to_owned()));
+        assert_eq!(decode::<(u64, String)>(b"k", &bytes).unwrap(), (7, "x".to_owned()));
+        bytes.push(0);
+        let e = decode::<(u64, String)>(b"k", &bytes).unwrap_err().to_string();
+        assert!(e.contains("left over") && e.contains('k'), "{e}");
+    }
+
+    #[test]
+    fn a_damaged_length_cannot_allocate_beyond_the_frame_limit() {
+        // A Vec whose varint length says 2^40 elements, followed by nothing.
+        let mut bytes = vec![253];
+        bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        let e = decode::<Vec<u64>>(b"k", &bytes).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
     }
 }

@@ -35,11 +35,17 @@ impl Topology {
     /// Parse the TSV format of `guizhou-offices.tsv`: `#` comments, a header
     /// line starting with `id`, then `id parent tier name name_zh [origin]`.
     pub fn parse_tsv(text: &str) -> Result<Topology, TopologyError> {
+        fn is_header(line: &str) -> bool {
+            let mut cols = line.split('\t');
+            cols.next() == Some("id") && cols.next() == Some("parent")
+        }
         let mut offices = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for (i, line) in text.lines().enumerate() {
             let line_no = i + 1;
-            if line.trim().is_empty() || line.starts_with('#') || line.starts_with("id\t") {
+            // The header row names its columns; a root office whose id is
+            // `id` has an empty parent column, so it is never taken for one.
+            if line.trim().is_empty() || line.starts_with('#') || is_header(line) {
                 continue;
             }
             let cols: Vec<&str> = line.split('\t').collect();
@@ -211,6 +217,13 @@ mod tests {
         assert!(e.to_string().contains("line 2"), "{e}");
         let e = Topology::parse_tsv("gz\t\tprovince\tHQ\tx\ngz/a/b\tgz/a\tcity\tA\ty\n").unwrap_err();
         assert!(e.to_string().contains("not listed before"), "{e}");
+    }
+
+    #[test]
+    fn header_row_is_skipped_but_an_office_named_id_is_not() {
+        let t = Topology::parse_tsv("id\tparent\ttier\tname\nid\t\tprovince\tHQ\nid/a\tid\tcity\tA\n").unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.root().as_str(), "id");
     }
 
     #[test]
