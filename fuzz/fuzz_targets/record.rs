@@ -4,6 +4,7 @@
 #![no_main]
 
 use jobmesh_protocol::figures::Figures;
+use jobmesh_protocol::matters::MatterFigures;
 use jobmesh_protocol::record::{merge, Body, Merge, Record, RecordId};
 use jobmesh_protocol::routing::{authorize, holds};
 use jobmesh_protocol::NodeId;
@@ -43,15 +44,30 @@ fuzz_target!(|data: &[u8]| {
         // What an own record of this shape would contribute: adding and
         // removing it again leaves nothing.
         let f = match &rec.body {
-            Body::Posting(p) => Figures::of_posting(p, 0),
-            Body::Worker(w) => Figures::of_worker(w, 0),
-            Body::Placement(l) => Figures::of_placement(l),
-            Body::Fill(_) => Figures::of_fill(),
-            Body::Summary(s) => s.figures.clone(),
+            Body::Posting(p) => Some(Figures::of_posting(p, 0)),
+            Body::Worker(w) => Some(Figures::of_worker(w, 0)),
+            Body::Placement(l) => Some(Figures::of_placement(l)),
+            Body::Fill(_) => Some(Figures::of_fill()),
+            Body::Summary(s) => Some(s.figures.clone()),
+            Body::Matter(_) | Body::MattersSummary(_) => None,
         };
-        let mut sum = Figures::default();
-        sum.add(&f, 1);
-        sum.add(&f, -1);
-        assert_eq!(sum, Figures::default());
+        if let Some(f) = f {
+            let mut sum = Figures::default();
+            sum.add(&f, 1);
+            sum.add(&f, -1);
+            assert_eq!(sum, Figures::default());
+        }
+        // Matter figures, kept apart from `Figures` (protocol 2), likewise.
+        let m = match &rec.body {
+            Body::Matter(m) => Some(MatterFigures::of_matter(m)),
+            Body::MattersSummary(s) => Some(s.figures.clone()),
+            _ => None,
+        };
+        if let Some(m) = m {
+            let mut sum = MatterFigures::default();
+            sum.add(&m, 1);
+            sum.add(&m, -1);
+            assert_eq!(sum, MatterFigures::default());
+        }
     }
 });

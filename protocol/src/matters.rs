@@ -271,7 +271,40 @@ impl MatterFigures {
         {
             return Err(format!("a breakdown has more than {MAX_BREAKDOWN} entries"));
         }
-        Ok(())
+        // Every count within the bound the main figures use, so that the
+        // roll-up of any number of offices' figures cannot overflow.
+        use crate::figures::MAX_COUNT;
+        let bounded = |name: &str, v: i64| {
+            if (0..=MAX_COUNT).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} is {v}, outside 0..={MAX_COUNT}"))
+            }
+        };
+        let counts = |name: &str, c: &MatterCounts| {
+            bounded(&format!("{name}.opened"), c.opened)?;
+            bounded(&format!("{name}.resolved"), c.resolved)?;
+            bounded(&format!("{name}.open_now"), c.open_now)
+        };
+        counts("totals", &self.totals)?;
+        for (part, map) in
+            [("by_category", &self.by_category), ("by_channel", &self.by_channel), ("by_key_group", &self.by_key_group)]
+        {
+            for (k, c) in map {
+                counts(&format!("{part}[{k}]"), c)?;
+            }
+        }
+        for (d, c) in &self.daily {
+            bounded(&format!("daily[{d}].opened"), c.opened)?;
+            bounded(&format!("daily[{d}].resolved"), c.resolved)?;
+        }
+        for (days, n) in &self.resolve_days {
+            if *days > MAX_RESOLVE_DAYS {
+                return Err(format!("resolve_days has key {days}, above {MAX_RESOLVE_DAYS}"));
+            }
+            bounded(&format!("resolve_days[{days}]"), *n)?;
+        }
+        bounded("holds", self.holds)
     }
 }
 
@@ -286,6 +319,22 @@ pub struct MattersSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peers_matter_counts_are_bounded() {
+        let mut f = MatterFigures::default();
+        f.totals.opened = 5;
+        assert!(f.validate().is_ok());
+        f.by_channel.insert("hotline_12333".into(), MatterCounts { opened: i64::MAX, resolved: 0, open_now: 0 });
+        let e = f.validate().unwrap_err();
+        assert!(e.contains("by_channel[hotline_12333].opened"), "{e}");
+        f.by_channel.clear();
+        f.holds = -1;
+        assert!(f.validate().unwrap_err().contains("holds"));
+        f.holds = 0;
+        f.resolve_days.insert(MAX_RESOLVE_DAYS + 1, 1);
+        assert!(f.validate().unwrap_err().contains("resolve_days"));
+    }
 
     fn matter(status: MatterStatus, opened: u64, resolved: Option<u64>) -> Matter {
         Matter {
