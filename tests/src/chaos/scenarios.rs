@@ -75,7 +75,7 @@ impl Opts {
 }
 
 /// Names accepted by [`by_name`], in the order of the issue.
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 8] = [
     "city-cut",
     "flapping-link",
     "lossy-links",
@@ -83,6 +83,7 @@ pub const SCENARIOS: [&str; 7] = [
     "province-restart",
     "long-haul-station",
     "county-backlog",
+    "rolling-upgrade",
 ];
 
 /// Run a scenario by name (`jobmesh-chaos scenario NAME`).
@@ -95,6 +96,7 @@ pub async fn by_name(name: &str, opts: &Opts) -> Result<Report, String> {
         "province-restart" => province_restart(opts).await,
         "long-haul-station" => long_haul_station(opts).await,
         "county-backlog" => county_backlog(opts).await,
+        "rolling-upgrade" => rolling_upgrade(opts).await,
         other => return Err(format!("unknown scenario {other:?}; known: {}", SCENARIOS.join(", "))),
     })
 }
@@ -121,6 +123,18 @@ impl Run {
     /// Start the cluster on `ids` and the safety checker; the workload
     /// starts with [`Run::write`].
     pub async fn start(scenario: &str, ids: Vec<String>, topology: &str, opts: &Opts) -> Run {
+        Run::start_on(scenario, ids, topology, opts, None).await
+    }
+
+    /// [`Run::start`] with every node on `binary` (another release) until
+    /// [`Cluster::set_binary`] says otherwise.
+    pub async fn start_on(
+        scenario: &str,
+        ids: Vec<String>,
+        topology: &str,
+        opts: &Opts,
+        binary: Option<PathBuf>,
+    ) -> Run {
         println!(
             "chaos {scenario}: seed={} layer={} topology={topology} ({} nodes){}",
             opts.seed,
@@ -133,6 +147,7 @@ impl Run {
             seed: opts.seed,
             chaos_bin: opts.chaos_bin.clone(),
             extra: vec!["stale_after_s = 5".into()],
+            start_binary: binary,
         };
         let t0 = Instant::now();
         let cluster = Cluster::start(&ids, &copts).await;
@@ -466,6 +481,67 @@ pub async fn kill9_random(opts: &Opts) -> Report {
     }
     run.note(format!("{kills} kill -9 in {phase:?}"));
     run.finish(true, opts.limit(Duration::from_secs(60), Duration::from_secs(180))).await
+}
+
+/// The province upgraded office by office under load: every node starts on
+/// the previous release (0.1.0, built from git history), then in a random
+/// order each is stopped (SIGTERM), switched to this build on its own data
+/// directory (whose store is upgraded in place) and started, while the
+/// workload writes everywhere; one freshly upgraded node is killed with
+/// `kill -9` mid-write; heavy: a second pass of `kill -9` at random once all
+/// run this build. Every acknowledged write must survive the mixed-version
+/// links of each step, and the mesh must converge.
+pub async fn rolling_upgrade(opts: &Opts) -> Report {
+    let topo = opts.topology.clone().unwrap_or_else(|| "1+2+4".into());
+    let ids = opts.ids(&topo);
+    let old = crate::previous::previous_release_bin().to_path_buf();
+    let mut run = Run::start_on("rolling-upgrade", ids.clone(), &topo, opts, Some(old.clone())).await;
+    run.note(format!("every node starts on {} ({})", crate::previous::PREVIOUS_VERSION, old.display()));
+    run.write(steady(30.0, opts));
+    run.hold(Duration::from_secs(2)).await;
+    let mut order = ids.clone();
+    for i in (1..order.len()).rev() {
+        let j = run.rng.range(0, i as u64 + 1) as usize;
+        order.swap(i, j);
+    }
+    let crash_at = run.rng.range(0, order.len() as u64) as usize;
+    for (i, id) in order.iter().enumerate() {
+        let before = run.acks_where(0.0, |_| true);
+        run.cluster.stop(id).await;
+        run.cluster.set_binary(id, None);
+        run.cluster.start_node(id).await;
+        run.fault(format!("{id} upgraded: SIGTERM on {}, started on this build", crate::previous::PREVIOUS_VERSION));
+        let pause = Duration::from_millis(run.rng.range(1_500, 3_500));
+        if i == crash_at {
+            let hammer = run.hammer(id);
+            let lead = Duration::from_millis(run.rng.range(100, 1_000));
+            run.hold(lead).await;
+            run.cluster.kill9(id);
+            let acked = hammer.stop().await;
+            run.fault(format!("kill -9 {id} just after its upgrade, mid-write ({acked} writes acknowledged there)"));
+            let down = Duration::from_millis(run.rng.range(200, 1_500));
+            run.hold(down).await;
+            run.cluster.start_node(id).await;
+        }
+        run.hold(pause).await;
+        let during = run.acks_where(0.0, |_| true) - before;
+        run.require(during > 0, format!("writes acknowledged around the upgrade of {id}"));
+    }
+    if opts.heavy {
+        // A second pass of kill -9 at random, all on this build now.
+        for _ in 0..ids.len() {
+            let victim = pick_one(&mut run.rng, &ids);
+            run.cluster.kill9(&victim);
+            run.fault(format!("kill -9 {victim} (second pass)"));
+            let down = Duration::from_millis(run.rng.range(200, 1_500));
+            run.hold(down).await;
+            run.cluster.start_node(&victim).await;
+            let pause = Duration::from_millis(run.rng.range(1_000, 3_000));
+            run.hold(pause).await;
+        }
+    }
+    run.note(format!("{} nodes upgraded one at a time", order.len()));
+    run.finish(true, opts.limit(Duration::from_secs(90), Duration::from_secs(240))).await
 }
 
 /// The province restarted under load: gracefully (SIGTERM, clean exit

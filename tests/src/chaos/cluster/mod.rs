@@ -85,6 +85,9 @@ pub struct ClusterOpts {
     pub chaos_bin: Option<PathBuf>,
     /// Extra top-level config lines for every node.
     pub extra: Vec<String>,
+    /// The binary every node starts with, if not this build (the previous
+    /// release, for a rolling upgrade); see [`Cluster::set_binary`].
+    pub start_binary: Option<PathBuf>,
 }
 
 /// Which nodes are up, and how often each crashed; shared with the
@@ -148,6 +151,9 @@ struct NodeProc {
     starts: u32,
     /// Namespace (netns layer).
     ns: Option<String>,
+    /// Another `jobmesh` binary than this build's (the previous release,
+    /// for a rolling upgrade); used from the node's next start.
+    bin: Option<PathBuf>,
 }
 
 /// The control of one tree link (child → parent).
@@ -185,6 +191,7 @@ pub struct Cluster {
     bridges: Vec<JoinHandle<()>>,
     unclean: Vec<String>,
     passed: bool,
+    start_binary: Option<PathBuf>,
     /// Last field: dropped after the processes are gone.
     netns: Option<Netns>,
 }
@@ -240,6 +247,7 @@ impl Cluster {
             bridges: Vec::new(),
             unclean: Vec::new(),
             passed: false,
+            start_binary: opts.start_binary.clone(),
             netns: None,
         };
         match opts.layer {
@@ -277,7 +285,16 @@ impl Cluster {
         std::fs::write(&config, cfg.to_toml()).unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
         self.nodes.insert(
             id.to_string(),
-            NodeProc { log: dir.join("node.log"), config, api, child: None, frozen: false, starts: 0, ns },
+            NodeProc {
+                log: dir.join("node.log"),
+                config,
+                api,
+                child: None,
+                frozen: false,
+                starts: 0,
+                ns,
+                bin: self.start_binary.clone(),
+            },
         );
     }
 
@@ -337,15 +354,21 @@ impl Cluster {
         }
     }
 
+    /// Run `id` with `bin` instead of this build from its next start
+    /// (`None`: this build again).
+    pub fn set_binary(&mut self, id: &str, bin: Option<&Path>) {
+        self.node_mut(id).bin = bin.map(Path::to_path_buf);
+    }
+
     fn spawn(&mut self, id: &str) {
-        let bin = jobmesh_bin().to_path_buf();
         let root = self.root_dir.clone();
         let n = self.node_mut(id);
+        let bin = n.bin.clone().unwrap_or_else(|| jobmesh_bin().to_path_buf());
         assert!(n.child.is_none(), "node {id} is already running");
         n.starts += 1;
         let mut log =
             OpenOptions::new().create(true).append(true).open(&n.log).unwrap_or_else(|e| panic!("open log: {e}"));
-        let _ = writeln!(log, "===== chaos harness: start #{} of {id} =====", n.starts);
+        let _ = writeln!(log, "===== chaos harness: start #{} of {id}: {} =====", n.starts, bin.display());
         let err = log.try_clone().unwrap_or_else(|e| panic!("dup log: {e}"));
         let mut cmd = match &n.ns {
             Some(ns) => netns::exec_in(ns, &bin),
