@@ -38,9 +38,7 @@ def _is_date(value):
         return False
 
 
-@schemathesis.hook
-def map_body(context, body):
-    op = context.operation
+def _feasible(op, body):
     if op is None or not isinstance(body, dict):
         return body
     key = (op.method.upper(), op.path)
@@ -54,3 +52,16 @@ def map_body(context, body):
         if _matches("WorkerCreate", "phone", phone) and phone.strip():
             body["phone"] = "13800138000"
     return body
+
+
+@schemathesis.hook
+def map_body(context, body):
+    """Generated bodies of the fuzzing and stateful phases."""
+    return _feasible(context.operation, body)
+
+
+@schemathesis.hook
+def map_case(context, case):
+    """Cases of the coverage phase, which do not pass through `map_body`."""
+    case.body = _feasible(context.operation, case.body)
+    return case

@@ -86,10 +86,16 @@ fn opt_text(description: &str) -> RefOr<Schema> {
 /// `YYYY-MM-DD`, not before the office's local today; `null` or blank is
 /// none.
 fn date(description: &str) -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .schema_type(string_type(true))
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+    OneOfBuilder::new()
         .description(Some(description))
+        .item(ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("Blank: none (for a PATCH: cleared)."))
+                .pattern(Some(format!("^{WS}*$"))),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
         .into()
 }
 
