@@ -48,6 +48,10 @@ pub enum Command {
     /// Back up a running office's store into one file (compressed, with a
     /// manifest and a checksum), asking the node over its API.
     Backup(crate::ops::backup::BackupArgs),
+    /// Print the HTTP API's OpenAPI 3.1 document (what `GET
+    /// /v1/openapi.json` serves) on stdout; `deploy/openapi.json` is its
+    /// committed copy.
+    Openapi,
 }
 
 /// `jobmesh deploy …`
@@ -107,6 +111,11 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup(args) => crate::ops::backup::backup(args),
+        Command::Openapi => {
+            use std::io::Write;
+            std::io::stdout().write_all(jobmesh_node::api::openapi::document().as_bytes())?;
+            Ok(())
+        }
     }
 }
 

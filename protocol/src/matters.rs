@@ -65,6 +65,9 @@ impl MatterCategory {
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     WalkIn,
+    // snake_case alone would spell it `hotline12333`, not the contract's
+    // `hotline_12333` (`as_str`); the wire (bincode) carries the index only.
+    #[serde(rename = "hotline_12333")]
     Hotline12333,
     Online,
     Outreach,
@@ -94,6 +97,7 @@ pub enum MatterStatus {
 }
 
 impl MatterStatus {
+    pub const ALL: [MatterStatus; 2] = [MatterStatus::Open, MatterStatus::Resolved];
     pub fn as_str(self) -> &'static str {
         match self {
             MatterStatus::Open => "open",
@@ -101,7 +105,7 @@ impl MatterStatus {
         }
     }
     pub fn parse(s: &str) -> Option<MatterStatus> {
-        [MatterStatus::Open, MatterStatus::Resolved].into_iter().find(|c| c.as_str() == s)
+        MatterStatus::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }
 

@@ -281,6 +281,7 @@ pub enum PostingStatus {
 }
 
 impl PostingStatus {
+    pub const ALL: [PostingStatus; 3] = [PostingStatus::Open, PostingStatus::Withdrawn, PostingStatus::Closed];
     pub fn as_str(self) -> &'static str {
         match self {
             PostingStatus::Open => "open",
@@ -289,7 +290,7 @@ impl PostingStatus {
         }
     }
     pub fn parse(s: &str) -> Option<PostingStatus> {
-        [PostingStatus::Open, PostingStatus::Withdrawn, PostingStatus::Closed].into_iter().find(|w| w.as_str() == s)
+        PostingStatus::ALL.into_iter().find(|w| w.as_str() == s)
     }
 }
 

@@ -388,7 +388,10 @@ impl Fields {
         if !v.is_number() {
             return Err(wrong_type(name, "a positive integer", v).param("min", 1).param("max", MAX_POSITIONS));
         }
-        let n = v.as_u64().ok_or_else(bad)?;
+        // JSON has one number type: `3.0` is the integer 3 (as JSON Schema
+        // reads it), so it is accepted like `3`.
+        let whole = v.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=f64::from(MAX_POSITIONS)).contains(f));
+        let n = v.as_u64().or(whole.map(|f| f as u64)).ok_or_else(bad)?;
         if n == 0 || n > u64::from(MAX_POSITIONS) {
             return Err(bad());
         }
@@ -436,7 +439,7 @@ impl Fields {
     }
 
     pub fn status(&self, name: &str) -> Result<Option<PostingStatus>, ApiError> {
-        self.choice(name, PostingStatus::parse, &["open", "withdrawn", "closed"])
+        self.choice(name, PostingStatus::parse, &PostingStatus::ALL.map(PostingStatus::as_str))
     }
 
     /// Require a value read by one of the optional readers.

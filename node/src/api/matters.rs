@@ -12,26 +12,34 @@ use jobmesh_protocol::matters::{Channel, Matter, MatterCategory, MatterStatus};
 use jobmesh_protocol::record::KeyGroup;
 use jobmesh_protocol::{store, Body, Kind, NodeId, Record, RecordId};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::input::{parse_record_id, Fields, IdPath, JsonObject, QueryParams};
+use super::openapi::types;
 use super::paging::{scan_page, PageRequest};
 use super::views::iso_time;
 use super::{blocking, Api};
 
-const CREATE_FIELDS: &[&str] = &["category", "channel", "key_group", "summary", "status"];
-const PATCH_FIELDS: &[&str] = &["category", "channel", "key_group", "summary", "status"];
+pub const CREATE_FIELDS: &[&str] = &["category", "channel", "key_group", "summary", "status"];
+pub const PATCH_FIELDS: &[&str] = &["category", "channel", "key_group", "summary", "status"];
 
 /// A matter as the API returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MatterView {
+    #[schema(value_type = types::MatterId)]
     pub id: RecordId,
+    #[schema(value_type = types::NodeId)]
     pub origin: NodeId,
     pub version: u64,
+    #[schema(value_type = types::MatterCategory)]
     pub category: MatterCategory,
+    #[schema(value_type = types::Channel)]
     pub channel: Channel,
+    #[schema(value_type = Option<types::KeyGroup>)]
     pub key_group: Option<KeyGroup>,
     pub summary: String,
+    #[schema(value_type = types::MatterStatus)]
     pub status: MatterStatus,
     pub opened_at: String,
     pub resolved_at: Option<String>,
@@ -67,7 +75,7 @@ impl MatterView {
 }
 
 /// `{"matters": [...], "next": CURSOR | null}`
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MatterList {
     pub matters: Vec<MatterView>,
     pub next: Option<String>,
@@ -92,7 +100,7 @@ fn channel(name: &str, s: Option<&str>) -> ApiResult<Option<Channel>> {
 }
 
 fn status(name: &str, s: Option<&str>) -> ApiResult<Option<MatterStatus>> {
-    choice(name, s, MatterStatus::parse, &["open", "resolved"])
+    choice(name, s, MatterStatus::parse, &MatterStatus::ALL.map(MatterStatus::as_str))
 }
 
 fn key_group(name: &str, s: Option<&str>) -> ApiResult<Option<KeyGroup>> {
@@ -105,6 +113,22 @@ fn body_text(f: &Fields, name: &str) -> ApiResult<Option<String>> {
 }
 
 /// `POST /v1/matters` `{category, channel, key_group?, summary, status?}` → 201.
+#[utoipa::path(
+    post,
+    path = "/v1/matters",
+    tag = "matters",
+    operation_id = "create_matter",
+    request_body(content = crate::api::openapi::bodies::MatterCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The stored matter (durable).", body = MatterView),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+        (status = 413, description = "The body is larger than 64 KiB.", body = crate::api::openapi::types::Error),
+        (status = 503, description = "The office is restoring from a backup (`restoring`) or its store is failing (`store_failing`); nothing was saved.", body = crate::api::openapi::types::Error),
+        (status = 507, description = "The office's disk is full (`disk_full`); nothing was saved.", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<(StatusCode, Json<MatterView>)> {
     let f = Fields::new(body, CREATE_FIELDS)?;
     let new = NewMatter {
@@ -122,6 +146,27 @@ pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<
 }
 
 /// `GET /v1/matters?office=&category=&channel=&key_group=&status=&limit=&after=`
+#[utoipa::path(
+    get,
+    path = "/v1/matters",
+    tag = "matters",
+    operation_id = "list_matters",
+    params(
+        ("office" = Option<crate::api::openapi::types::NodeIdFilter>, Query, description = "Only matters recorded at this office."),
+        ("category" = Option<crate::api::openapi::types::MatterCategoryFilter>, Query, description = "Only matters of this category."),
+        ("channel" = Option<crate::api::openapi::types::ChannelFilter>, Query, description = "Only matters that came through this channel."),
+        ("key_group" = Option<crate::api::openapi::types::KeyGroupFilter>, Query, description = "Only matters of people of this key group."),
+        ("status" = Option<crate::api::openapi::types::MatterStatusFilter>, Query, description = "Only open or only resolved matters."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 5000, description = "Page size, 1..=5000 in plain digits (default 500)."),
+        ("after" = Option<crate::api::openapi::types::Cursor>, Query, description = "Continue after this record id (the previous page's `next`)."),
+    ),
+    responses(
+        (status = 200, description = "A page of matters, by id.", body = MatterList),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn list(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<MatterList>> {
     let page = PageRequest::from_query(&q)?;
     let office = q.node_id("office")?;
@@ -146,6 +191,22 @@ pub async fn list(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json
 }
 
 /// `GET /v1/matters/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/matters/{id}",
+    tag = "matters",
+    operation_id = "get_matter",
+    params(
+        ("id" = crate::api::openapi::types::MatterId, Path, description = "The matter's id."),
+    ),
+    responses(
+        (status = 200, description = "The matter as held here.", body = MatterView),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+        (status = 404, description = "No such record is held at this node.", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn get(State(api): State<Arc<Api>>, IdPath(raw): IdPath) -> ApiResult<Json<MatterView>> {
     let id = parse_record_id("id", &raw, Kind::Matter)?;
     let view = blocking(move || -> ApiResult<Option<MatterView>> {
@@ -157,6 +218,27 @@ pub async fn get(State(api): State<Arc<Api>>, IdPath(raw): IdPath) -> ApiResult<
 
 /// `PATCH /v1/matters/{id}` (origin only), e.g. `{"status": "resolved"}` → 200
 /// with the new version. Resolving sets `resolved_at`; reopening clears it.
+#[utoipa::path(
+    patch,
+    path = "/v1/matters/{id}",
+    tag = "matters",
+    operation_id = "patch_matter",
+    params(
+        ("id" = crate::api::openapi::types::MatterId, Path, description = "The matter's id."),
+    ),
+    request_body(content = crate::api::openapi::bodies::MatterPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The matter's new version (durable).", body = MatterView),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+        (status = 403, description = "Only the record's origin may change it (`not_origin`).", body = crate::api::openapi::types::Error),
+        (status = 404, description = "No such record is held at this node.", body = crate::api::openapi::types::Error),
+        (status = 413, description = "The body is larger than 64 KiB.", body = crate::api::openapi::types::Error),
+        (status = 503, description = "The office is restoring from a backup (`restoring`) or its store is failing (`store_failing`); nothing was saved.", body = crate::api::openapi::types::Error),
+        (status = 507, description = "The office's disk is full (`disk_full`); nothing was saved.", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn patch(State(api): State<Arc<Api>>, IdPath(raw): IdPath, body: JsonObject) -> ApiResult<Json<MatterView>> {
     let id = parse_record_id("id", &raw, Kind::Matter)?;
     let f = Fields::new(body, PATCH_FIELDS)?;

@@ -13,11 +13,12 @@ use jobmesh_protocol::store;
 use jobmesh_protocol::time::{day_to_iso, local_day};
 use jobmesh_protocol::{Body, Kind, NodeId};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::summary::MAX_SUMMARIES;
 
 /// One office's matter figures, or a subtree's, as a row shows them.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub struct MatterTotals {
     pub opened: i64,
     pub resolved: i64,
@@ -33,7 +34,7 @@ impl MatterTotals {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MatterDay {
     pub day: String,
     pub opened: i64,
@@ -41,12 +42,15 @@ pub struct MatterDay {
 }
 
 /// The subtree's matter figures with breakdowns and the 30-day trend.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MattersView {
     #[serde(flatten)]
     pub totals: MatterTotals,
+    #[schema(value_type = BTreeMap<String, super::openapi::types::figures::MatterCounts>)]
     pub by_category: BTreeMap<String, MatterCounts>,
+    #[schema(value_type = BTreeMap<String, super::openapi::types::figures::MatterCounts>)]
     pub by_channel: BTreeMap<String, MatterCounts>,
+    #[schema(value_type = BTreeMap<String, super::openapi::types::figures::MatterCounts>)]
     pub by_key_group: BTreeMap<String, MatterCounts>,
     /// The last 30 local days, oldest first.
     pub daily: Vec<MatterDay>,

@@ -16,15 +16,19 @@
 //! | `GET, POST /v1/placements`, `GET /v1/placements/:id` | [`placements`] |
 //! | `GET /v1/summary` | [`summary`] |
 //! | `GET /v1/status`, `GET /metrics` | [`status`] |
+//! | `GET /v1/backup` | [`crate::ops::backup`] |
+//! | `GET /v1/openapi.json` | [`openapi`] |
 //! | `GET /`, `/app.js`, `/app.css`, `/healthz` | [`page`] |
 //!
-//! When [`ApiContext::token`] is set, every route except `/healthz` and the
-//! page's three files needs `Authorization: Bearer TOKEN` (or `?token=TOKEN`).
+//! When [`ApiContext::token`] is set, every route except `/healthz`,
+//! `/v1/openapi.json` and the page's files needs `Authorization: Bearer
+//! TOKEN` (or `?token=TOKEN`).
 
 pub mod error;
 pub mod input;
 pub mod matters;
 pub mod matters_figures;
+pub mod openapi;
 pub mod page;
 pub mod paging;
 pub mod placements;
@@ -180,6 +184,7 @@ pub fn router(state: Arc<NodeState>, ctx: Arc<ApiContext>) -> axum::Router {
         .route("/v1/summary", get(summary::get))
         .route("/v1/status", get(status::get))
         .route("/metrics", get(status::metrics))
+        .route("/v1/openapi.json", get(openapi::openapi_json))
         .route("/healthz", get(page::healthz))
         .route("/", get(page::index))
         .route("/app.js", get(page::app_js))
@@ -206,9 +211,10 @@ async fn method_not_allowed(req: Request) -> ApiError {
     ApiError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.uri().path()))
 }
 
-/// Routes anyone may fetch: the health check and the page's own files.
+/// Routes anyone may fetch: the health check, the API's description and
+/// the page's own files.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/" | "/app.js" | "/app.css" | "/errors.json" | "/matters.js")
+    matches!(path, "/healthz" | "/v1/openapi.json" | "/" | "/app.js" | "/app.css" | "/errors.json" | "/matters.js")
 }
 
 /// Compare without leaking the position of the first difference.

@@ -40,6 +40,17 @@ pub async fn errors_json() -> impl IntoResponse {
 
 /// `GET /healthz`: 200 `ok` while the store works (the router only exists
 /// once it is open); 507 (disk full) or 503 with the reason while it fails.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    operation_id = "healthz",
+    responses(
+        (status = 200, description = "`ok`: the store works.", content_type = "text/plain", body = String),
+        (status = 503, description = "The store is failing (`store_failing`).", body = crate::api::openapi::types::Error),
+        (status = 507, description = "The office's disk is full (`disk_full`); nothing was saved.", body = crate::api::openapi::types::Error),
+    ),
+)]
 pub async fn healthz(
     axum::extract::State(api): axum::extract::State<std::sync::Arc<super::Api>>,
 ) -> axum::response::Response {

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use jobmesh_protocol::{store, Body, Kind, RecordId};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::input::{got, parse_record_id, Fields, Form, IdPath, JsonObject, QueryParams};
@@ -14,17 +15,17 @@ use super::paging::{scan_page, PageRequest};
 use super::views::PlacementView;
 use super::{blocking, Api};
 
-const CREATE_FIELDS: &[&str] = &["worker_id", "posting_id"];
+pub const CREATE_FIELDS: &[&str] = &["worker_id", "posting_id"];
 
 /// `{"placements": [...], "next": CURSOR | null}`
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PlacementList {
     pub placements: Vec<PlacementView>,
     pub next: Option<String>,
 }
 
 /// The 201 body: the placement plus where its posting stands now.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PlacementCreated {
     #[serde(flatten)]
     pub placement: PlacementView,
@@ -35,6 +36,24 @@ pub struct PlacementCreated {
 }
 
 /// `POST /v1/placements` `{worker_id, posting_id}` → 201.
+#[utoipa::path(
+    post,
+    path = "/v1/placements",
+    tag = "placements",
+    operation_id = "create_placement",
+    request_body(content = crate::api::openapi::bodies::PlacementCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The stored placement and where its posting stands now (durable).", body = PlacementCreated),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+        (status = 404, description = "The worker or the posting is not held at this office (`field` says which).", body = crate::api::openapi::types::Error),
+        (status = 409, description = "The posting is not open, expired or has no positions left, or the worker is already placed on it.", body = crate::api::openapi::types::Error),
+        (status = 413, description = "The body is larger than 64 KiB.", body = crate::api::openapi::types::Error),
+        (status = 503, description = "The office is restoring from a backup (`restoring`) or its store is failing (`store_failing`); nothing was saved.", body = crate::api::openapi::types::Error),
+        (status = 507, description = "The office's disk is full (`disk_full`); nothing was saved.", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<(StatusCode, Json<PlacementCreated>)> {
     let f = Fields::new(body, CREATE_FIELDS)?;
     let mut form = Form::default();
@@ -71,6 +90,25 @@ pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<
 }
 
 /// `GET /v1/placements?origin=&worker_id=&posting_id=&limit=&after=`
+#[utoipa::path(
+    get,
+    path = "/v1/placements",
+    tag = "placements",
+    operation_id = "list_placements",
+    params(
+        ("origin" = Option<crate::api::openapi::types::NodeIdFilter>, Query, description = "Only placements recorded at this office."),
+        ("worker_id" = Option<crate::api::openapi::types::WorkerIdFilter>, Query, description = "Only placements of this worker."),
+        ("posting_id" = Option<crate::api::openapi::types::PostingIdFilter>, Query, description = "Only placements on this posting."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 5000, description = "Page size, 1..=5000 in plain digits (default 500)."),
+        ("after" = Option<crate::api::openapi::types::Cursor>, Query, description = "Continue after this record id (the previous page's `next`)."),
+    ),
+    responses(
+        (status = 200, description = "A page of placements, by id.", body = PlacementList),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn list(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<PlacementList>> {
     let page = PageRequest::from_query(&q)?;
     let origin = q.node_id("origin")?;
@@ -96,6 +134,22 @@ pub async fn list(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json
 }
 
 /// `GET /v1/placements/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/placements/{id}",
+    tag = "placements",
+    operation_id = "get_placement",
+    params(
+        ("id" = crate::api::openapi::types::PlacementId, Path, description = "The placement's id."),
+    ),
+    responses(
+        (status = 200, description = "The placement as held here.", body = PlacementView),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+        (status = 404, description = "No such record is held at this node.", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn get(State(api): State<Arc<Api>>, IdPath(raw): IdPath) -> ApiResult<Json<PlacementView>> {
     let id = parse_record_id("id", &raw, Kind::Placement)?;
     let view = blocking(move || {

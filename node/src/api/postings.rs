@@ -9,6 +9,7 @@ use jobmesh_protocol::engine::local::{NewPosting, PostingPatch};
 use jobmesh_protocol::record::{PostingStatus, WorkType};
 use jobmesh_protocol::{store, Body, Kind, NodeId, RecordId};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, Code, Problem};
 use super::input::{got, parse_record_id, Fields, Form, IdPath, JsonObject, QueryParams};
@@ -16,9 +17,9 @@ use super::paging::{scan_page, PageRequest};
 use super::views::PostingView;
 use super::{blocking, Api};
 
-const CREATE_FIELDS: &[&str] =
+pub const CREATE_FIELDS: &[&str] =
     &["title", "employer", "category", "work_type", "positions", "audience", "wage", "location", "valid_until"];
-const PATCH_FIELDS: &[&str] = &[
+pub const PATCH_FIELDS: &[&str] = &[
     "title",
     "employer",
     "category",
@@ -32,7 +33,7 @@ const PATCH_FIELDS: &[&str] = &[
 ];
 
 /// `{"postings": [...], "next": CURSOR | null}`
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PostingList {
     pub postings: Vec<PostingView>,
     pub next: Option<String>,
@@ -41,6 +42,22 @@ pub struct PostingList {
 /// `POST /v1/postings` → 201 with the stored posting. Every bad field is
 /// named in one answer; the data rules of `jobmesh_protocol::rules` apply
 /// (audience known here, `valid_until` not before today).
+#[utoipa::path(
+    post,
+    path = "/v1/postings",
+    tag = "postings",
+    operation_id = "create_posting",
+    request_body(content = crate::api::openapi::bodies::PostingCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The stored posting (durable).", body = PostingView),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+        (status = 413, description = "The body is larger than 64 KiB.", body = crate::api::openapi::types::Error),
+        (status = 503, description = "The office is restoring from a backup (`restoring`) or its store is failing (`store_failing`); nothing was saved.", body = crate::api::openapi::types::Error),
+        (status = 507, description = "The office's disk is full (`disk_full`); nothing was saved.", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<(StatusCode, Json<PostingView>)> {
     let f = Fields::new(body, CREATE_FIELDS)?;
     let mut form = Form::default();
@@ -82,6 +99,27 @@ pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<
 }
 
 /// `GET /v1/postings?audience=&category=&work_type=&open=&origin=&limit=&after=`
+#[utoipa::path(
+    get,
+    path = "/v1/postings",
+    tag = "postings",
+    operation_id = "list_postings",
+    params(
+        ("audience" = Option<crate::api::openapi::types::NodeIdFilter>, Query, description = "Only postings for this audience."),
+        ("category" = Option<String>, Query, description = "Only postings of this category (exact); empty is no filter."),
+        ("work_type" = Option<crate::api::openapi::types::WorkTypeFilter>, Query, description = "Only postings of this kind of work."),
+        ("open" = Option<crate::api::openapi::types::Flag>, Query, description = "`true`: only open postings with positions left and not expired; `false`: only the others."),
+        ("origin" = Option<crate::api::openapi::types::NodeIdFilter>, Query, description = "Only postings published by this office."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 5000, description = "Page size, 1..=5000 in plain digits (default 500)."),
+        ("after" = Option<crate::api::openapi::types::Cursor>, Query, description = "Continue after this record id (the previous page's `next`)."),
+    ),
+    responses(
+        (status = 200, description = "A page of postings, by id.", body = PostingList),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn list(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<PostingList>> {
     let page = PageRequest::from_query(&q)?;
     let audience = q.node_id("audience")?;
@@ -128,6 +166,22 @@ fn path_id(raw: &str) -> ApiResult<RecordId> {
 }
 
 /// `GET /v1/postings/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/postings/{id}",
+    tag = "postings",
+    operation_id = "get_posting",
+    params(
+        ("id" = crate::api::openapi::types::PostingId, Path, description = "The posting's id."),
+    ),
+    responses(
+        (status = 200, description = "The posting as held here.", body = PostingView),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+        (status = 404, description = "No such record is held at this node.", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn get(State(api): State<Arc<Api>>, IdPath(raw): IdPath) -> ApiResult<Json<PostingView>> {
     let id = path_id(&raw)?;
     let view = blocking(move || {
@@ -142,6 +196,27 @@ pub async fn get(State(api): State<Arc<Api>>, IdPath(raw): IdPath) -> ApiResult<
 }
 
 /// `PATCH /v1/postings/{id}` (origin only) → 200 with the new version.
+#[utoipa::path(
+    patch,
+    path = "/v1/postings/{id}",
+    tag = "postings",
+    operation_id = "patch_posting",
+    params(
+        ("id" = crate::api::openapi::types::PostingId, Path, description = "The posting's id."),
+    ),
+    request_body(content = crate::api::openapi::bodies::PostingPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The posting's new version (durable).", body = PostingView),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+        (status = 403, description = "Only the record's origin may change it (`not_origin`).", body = crate::api::openapi::types::Error),
+        (status = 404, description = "No such record is held at this node.", body = crate::api::openapi::types::Error),
+        (status = 413, description = "The body is larger than 64 KiB.", body = crate::api::openapi::types::Error),
+        (status = 503, description = "The office is restoring from a backup (`restoring`) or its store is failing (`store_failing`); nothing was saved.", body = crate::api::openapi::types::Error),
+        (status = 507, description = "The office's disk is full (`disk_full`); nothing was saved.", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn patch(State(api): State<Arc<Api>>, IdPath(raw): IdPath, body: JsonObject) -> ApiResult<Json<PostingView>> {
     let id = path_id(&raw)?;
     let f = Fields::new(body, PATCH_FIELDS)?;

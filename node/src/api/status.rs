@@ -17,6 +17,7 @@ use axum::Json;
 use jobmesh_protocol::engine::LinkStats;
 use jobmesh_protocol::{routing, store, Kind, NodeId};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::error::ApiResult;
 use super::summary::count_records;
@@ -32,7 +33,7 @@ pub const MAX_CACHE: Duration = Duration::from_secs(60);
 pub const BACKLOG_CAP: usize = 100_000;
 
 /// Records held on this node, by kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct RecordCounts {
     pub postings: u64,
     pub workers: u64,
@@ -43,8 +44,9 @@ pub struct RecordCounts {
 }
 
 /// One link as `/v1/status` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LinkView {
+    #[schema(value_type = super::openapi::types::NodeId)]
     pub node_id: NodeId,
     pub connected: bool,
     /// Last frame from the peer (ISO-8601 UTC), `null` if never.
@@ -62,10 +64,11 @@ pub struct LinkView {
     pub name: Option<String>,
     /// The office's Chinese name from the topology, when it has one.
     pub name_zh: Option<String>,
+    #[schema(value_type = super::openapi::types::figures::LinkStats)]
     pub stats: LinkStats,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ParentView {
     #[serde(flatten)]
     pub link: LinkView,
@@ -77,7 +80,7 @@ pub struct ParentView {
 }
 
 /// This node's certificate, so that expiry is seen before links fail.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CertView {
     /// ISO-8601 UTC.
     pub not_after: String,
@@ -86,8 +89,9 @@ pub struct CertView {
 }
 
 /// The `GET /v1/status` body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StatusView {
+    #[schema(value_type = super::openapi::types::NodeId)]
     pub node_id: NodeId,
     pub parent: Option<ParentView>,
     pub children: Vec<LinkView>,
@@ -101,7 +105,7 @@ pub struct StatusView {
     pub restoring: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Journal {
     pub last_seq: u64,
     pub durable_seq: u64,
@@ -223,6 +227,17 @@ impl Api {
 }
 
 /// `GET /v1/status`
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    tag = "operations",
+    operation_id = "status",
+    responses(
+        (status = 200, description = "Links, record counts, journal, store size and certificate.", body = StatusView),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<StatusView>> {
     let records = api.record_counts().await?;
     let backlogs = api.backlogs().await?;
@@ -260,6 +275,17 @@ pub async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<StatusView>> {
 }
 
 /// `GET /metrics` (Prometheus text format).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus metrics (OpenMetrics text).", content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn metrics(State(api): State<Arc<Api>>) -> ApiResult<impl IntoResponse> {
     let records = api.record_counts().await?;
     let backlogs = api.backlogs().await?;

@@ -24,6 +24,7 @@ use jobmesh_protocol::store::{self, prefix_end, record_key};
 use jobmesh_protocol::time::{day_to_iso, local_day};
 use jobmesh_protocol::{Body, Kind, NodeId, RecordId};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::input::QueryParams;
@@ -147,7 +148,7 @@ impl Api {
 }
 
 /// Records by kind, as counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct InFlight {
     pub postings: i64,
     pub workers: i64,
@@ -193,9 +194,11 @@ fn in_flight<K: Kv + ?Sized>(kv: &K, office: &NodeId, f: &Figures) -> Result<InF
 }
 
 /// One row of `nodes`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct NodeRow {
+    #[schema(value_type = super::openapi::types::NodeId)]
     pub node_id: NodeId,
+    #[schema(value_type = Option<super::openapi::types::NodeId>)]
     pub parent: Option<NodeId>,
     /// Segments in the id: 1 for the province.
     pub depth: usize,
@@ -212,8 +215,10 @@ pub struct NodeRow {
     /// The link from this node toward the office is down.
     pub link_down: bool,
     /// The office's own figures; `null` when missing.
+    #[schema(value_type = Option<super::openapi::types::figures::Totals>)]
     pub totals: Option<Totals>,
     /// The sum over the office's subtree of reported figures.
+    #[schema(value_type = super::openapi::types::figures::Totals)]
     pub subtree: Totals,
     /// Only with `?in_flight=true`: records the office holds of its own that
     /// have not reached this node yet.
@@ -224,7 +229,7 @@ pub struct NodeRow {
     pub matters_subtree: super::matters_figures::MatterTotals,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Reporting {
     /// Offices with a summary held here.
     pub offices: usize,
@@ -235,7 +240,7 @@ pub struct Reporting {
     pub missing: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DayRow {
     pub day: String,
     pub postings_published: i64,
@@ -243,17 +248,23 @@ pub struct DayRow {
 }
 
 /// The `GET /v1/summary` body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SummaryView {
+    #[schema(value_type = super::openapi::types::NodeId)]
     pub node_id: NodeId,
     /// The office whose subtree this is (`?node=`, default this node).
+    #[schema(value_type = super::openapi::types::NodeId)]
     pub root: NodeId,
     pub generated_at: String,
     pub stale_after_s: u64,
+    #[schema(value_type = super::openapi::types::figures::Totals)]
     pub subtree: Totals,
     pub reporting: Reporting,
+    #[schema(value_type = BTreeMap<String, super::openapi::types::figures::Breakdown>)]
     pub by_category: BTreeMap<String, Breakdown>,
+    #[schema(value_type = BTreeMap<String, super::openapi::types::figures::Breakdown>)]
     pub by_work_type: BTreeMap<String, Breakdown>,
+    #[schema(value_type = BTreeMap<String, super::openapi::types::figures::GroupFigures>)]
     pub by_key_group: BTreeMap<String, GroupFigures>,
     /// The last 30 local days, oldest first.
     pub daily: Vec<DayRow>,
@@ -263,6 +274,24 @@ pub struct SummaryView {
 }
 
 /// `GET /v1/summary?node=ID&depth=N&in_flight=true`
+#[utoipa::path(
+    get,
+    path = "/v1/summary",
+    tag = "figures",
+    operation_id = "summary",
+    params(
+        ("node" = Option<crate::api::openapi::types::NodeIdFilter>, Query, description = "The office whose subtree to show (default: this node); it must be in this node's subtree."),
+        ("depth" = Option<crate::api::openapi::types::Depth>, Query, description = "Only rows at most this many levels below `node`, in plain digits."),
+        ("in_flight" = Option<crate::api::openapi::types::Flag>, Query, description = "`true`: compute each row's `in_flight` (a scan per office)."),
+    ),
+    responses(
+        (status = 200, description = "The subtree's figures, one row per office.", body = SummaryView),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+        (status = 404, description = "`node` is not in this node's subtree, or not known here.", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn get(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<SummaryView>> {
     let me = api.state.me.clone();
     let root = q.node_id("node")?.unwrap_or_else(|| me.clone());

@@ -684,6 +684,9 @@ async fn matters_record_resolve_list_and_roll_up() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["status"], "open");
+    // The view spells the channel as the request did (Schemathesis found
+    // `hotline12333` here).
+    assert_eq!(v["channel"], "hotline_12333", "{v}");
     assert_eq!(v["resolved_at"], Value::Null);
     let first = v["id"].as_str().unwrap().to_owned();
     let (s, v) = n
@@ -1018,4 +1021,73 @@ async fn expired_postings_are_not_open_here() {
     assert_eq!(v["postings"][0]["expired"], true, "{v}");
     let (_, v) = n.get("/v1/postings?open=true").await;
     assert_eq!(v["postings"].as_array().unwrap().len(), 0, "{v}");
+}
+
+/// `GET /v1/openapi.json` serves the generated document, without a token,
+/// and every operation it lists is routed (none falls through to the
+/// unknown-route or wrong-method answers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_is_served_and_matches_the_router() {
+    let n = node(ApiContext { token: Some("s3cret".into()), ..Default::default() }).await;
+    let resp = n.router.clone().oneshot(Request::get("/v1/openapi.json").body(HttpBody::empty()).unwrap()).await;
+    let resp = resp.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(String::from_utf8(bytes.to_vec()).unwrap(), super::openapi::document());
+    let spec: Value = serde_json::from_slice(&bytes).unwrap();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let uri = path.replace("{id}", "gz.a.x_p1");
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let req = Request::builder().method(m).uri(&uri).header(header::AUTHORIZATION, "Bearer s3cret");
+            let (s, v) = n.send(req.body(HttpBody::empty()).unwrap()).await;
+            let code = v.get("code").and_then(Value::as_str).unwrap_or("");
+            assert!(
+                s != StatusCode::METHOD_NOT_ALLOWED && code != "no_route",
+                "{method} {uri}: the spec lists it but the router answers {s} {v}"
+            );
+        }
+    }
+}
+
+/// Every closed list reads back in JSON as it is written in requests: the
+/// serde name of each value is its `as_str` (the spec's `enum`).
+#[test]
+fn closed_lists_serialize_as_they_parse() {
+    use jobmesh_protocol::matters::{Channel, MatterCategory, MatterStatus};
+    use jobmesh_protocol::record::KeyGroup;
+    fn check<T: serde::Serialize>(values: &[T], as_str: impl Fn(&T) -> &'static str) {
+        for v in values {
+            assert_eq!(serde_json::to_value(v).unwrap(), as_str(v), "serde and as_str disagree");
+        }
+    }
+    check(&WorkType::ALL, |v| v.as_str());
+    check(&KeyGroup::ALL, |v| v.as_str());
+    check(&PostingStatus::ALL, |v| v.as_str());
+    check(&MatterCategory::ALL, |v| v.as_str());
+    check(&Channel::ALL, |v| v.as_str());
+    check(&MatterStatus::ALL, |v| v.as_str());
+}
+
+/// JSON has one number type: `positions: 3.0` is the integer 3, as JSON
+/// Schema reads it (Schemathesis sent `352.0` and got a 400); a fraction or
+/// a value out of range is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_numbers_written_with_a_point_are_integers() {
+    let n = node(ApiContext::default()).await;
+    let mut body = posting_body("cook", 1);
+    body["positions"] = json!(3.0);
+    let (s, v) = n.post("/v1/postings", body.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["positions"], 3);
+    let id = v["id"].as_str().unwrap().to_owned();
+    let (s, v) = n.patch(&format!("/v1/postings/{id}"), json!({"positions": 5.0})).await;
+    assert_eq!((s, &v["positions"]), (StatusCode::OK, &json!(5)), "{v}");
+    for bad in [json!(3.5), json!(0.0), json!(100001.0), json!(-2.0)] {
+        body["positions"] = bad.clone();
+        let (s, v) = n.post("/v1/postings", body.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert_eq!(code_and_field(&v), ("out_of_range", "positions"), "{bad}: {v}");
+    }
 }

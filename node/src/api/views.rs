@@ -8,6 +8,9 @@ use jobmesh_protocol::record::{KeyGroup, Placement, Posting, PostingStatus, Work
 use jobmesh_protocol::store;
 use jobmesh_protocol::{Body, NodeId, Record, RecordId};
 use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::openapi::types;
 
 /// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time in milliseconds (UTC).
 pub fn iso_time(unix_ms: u64) -> String {
@@ -18,14 +21,17 @@ pub fn iso_time(unix_ms: u64) -> String {
 }
 
 /// A posting with its fill total.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PostingView {
+    #[schema(value_type = types::PostingId)]
     pub id: RecordId,
+    #[schema(value_type = types::NodeId)]
     pub origin: NodeId,
     pub version: u64,
     pub title: String,
     pub employer: String,
     pub category: String,
+    #[schema(value_type = types::WorkType)]
     pub work_type: WorkType,
     pub positions: u32,
     /// Sum of the fills held here.
@@ -35,7 +41,9 @@ pub struct PostingView {
     pub wage: Option<String>,
     pub location: Option<String>,
     pub valid_until: Option<String>,
+    #[schema(value_type = types::PostingStatus)]
     pub status: PostingStatus,
+    #[schema(value_type = types::NodeId)]
     pub audience: NodeId,
     pub created_at: String,
     pub updated_at: String,
@@ -85,21 +93,34 @@ impl PostingView {
     }
 }
 
+/// A worker's `status` once a placement for it is held here.
+pub const PLACED: &str = "placed";
+/// A worker's `status` while no placement for it is held here.
+pub const SEEKING: &str = "seeking";
+/// Every worker `status` (the spec's list).
+pub const WORKER_STATUSES: &[&str] = &[PLACED, SEEKING];
+
 /// A worker with its derived status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WorkerView {
+    #[schema(value_type = types::WorkerId)]
     pub id: RecordId,
+    #[schema(value_type = types::NodeId)]
     pub origin: NodeId,
     /// The office the worker registered at (the record's origin).
+    #[schema(value_type = types::NodeId)]
     pub office: NodeId,
     pub version: u64,
     pub name: String,
+    #[schema(value_type = types::KeyGroup)]
     pub key_group: KeyGroup,
     pub phone: Option<String>,
     pub skills: Vec<String>,
+    #[schema(value_type = Option<types::WorkType>)]
     pub wanted_work_type: Option<WorkType>,
     pub registered_at: String,
     /// `placed` once a placement for the worker is held here, else `seeking`.
+    #[schema(value_type = types::WorkerStatus)]
     pub status: &'static str,
     /// Placements held here for the worker.
     pub placements: u32,
@@ -118,7 +139,7 @@ impl WorkerView {
             skills: w.skills.clone(),
             wanted_work_type: w.wanted_work_type,
             registered_at: iso_time(w.registered_at),
-            status: if placed > 0 { "placed" } else { "seeking" },
+            status: if placed > 0 { PLACED } else { SEEKING },
             placements: placed,
         }
     }
@@ -131,18 +152,26 @@ impl WorkerView {
 }
 
 /// A placement.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PlacementView {
+    #[schema(value_type = types::PlacementId)]
     pub id: RecordId,
     /// The office that recorded the placement.
+    #[schema(value_type = types::NodeId)]
     pub origin: NodeId,
     pub version: u64,
+    #[schema(value_type = types::WorkerId)]
     pub worker_id: RecordId,
+    #[schema(value_type = types::NodeId)]
     pub worker_office: NodeId,
+    #[schema(value_type = types::PostingId)]
     pub posting_id: RecordId,
+    #[schema(value_type = types::NodeId)]
     pub posting_origin: NodeId,
     pub category: String,
+    #[schema(value_type = types::WorkType)]
     pub work_type: WorkType,
+    #[schema(value_type = types::KeyGroup)]
     pub key_group: KeyGroup,
     pub placed_at: String,
 }

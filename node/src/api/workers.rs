@@ -9,6 +9,7 @@ use jobmesh_protocol::engine::local::NewWorker;
 use jobmesh_protocol::record::KeyGroup;
 use jobmesh_protocol::{store, Body, Kind, RecordId};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::input::{got, parse_record_id, Fields, Form, IdPath, JsonObject, QueryParams};
@@ -16,16 +17,32 @@ use super::paging::{scan_page, PageRequest};
 use super::views::WorkerView;
 use super::{blocking, Api};
 
-const CREATE_FIELDS: &[&str] = &["name", "key_group", "phone", "skills", "wanted_work_type"];
+pub const CREATE_FIELDS: &[&str] = &["name", "key_group", "phone", "skills", "wanted_work_type"];
 
 /// `{"workers": [...], "next": CURSOR | null}`
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct WorkerList {
     pub workers: Vec<WorkerView>,
     pub next: Option<String>,
 }
 
 /// `POST /v1/workers` → 201 with the stored worker.
+#[utoipa::path(
+    post,
+    path = "/v1/workers",
+    tag = "workers",
+    operation_id = "create_worker",
+    request_body(content = crate::api::openapi::bodies::WorkerCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The stored worker (durable).", body = WorkerView),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+        (status = 413, description = "The body is larger than 64 KiB.", body = crate::api::openapi::types::Error),
+        (status = 503, description = "The office is restoring from a backup (`restoring`) or its store is failing (`store_failing`); nothing was saved.", body = crate::api::openapi::types::Error),
+        (status = 507, description = "The office's disk is full (`disk_full`); nothing was saved.", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<(StatusCode, Json<WorkerView>)> {
     let f = Fields::new(body, CREATE_FIELDS)?;
     let mut form = Form::default();
@@ -57,6 +74,26 @@ pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<
 ///
 /// `q` searches by name (a part of it, any case) or phone (a run of its
 /// digits, ignoring spaces and dashes), for the placement form.
+#[utoipa::path(
+    get,
+    path = "/v1/workers",
+    tag = "workers",
+    operation_id = "list_workers",
+    params(
+        ("office" = Option<crate::api::openapi::types::NodeIdFilter>, Query, description = "Only workers registered at this office."),
+        ("key_group" = Option<crate::api::openapi::types::KeyGroupFilter>, Query, description = "Only workers of this key group."),
+        ("status" = Option<crate::api::openapi::types::WorkerStatusFilter>, Query, description = "Only placed or only seeking workers."),
+        ("q" = Option<String>, Query, description = "A part of the name (any case) or a run of at least 3 phone digits."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 5000, description = "Page size, 1..=5000 in plain digits (default 500)."),
+        ("after" = Option<crate::api::openapi::types::Cursor>, Query, description = "Continue after this record id (the previous page's `next`)."),
+    ),
+    responses(
+        (status = 200, description = "A page of workers, by id.", body = WorkerList),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn list(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<WorkerList>> {
     let page = PageRequest::from_query(&q)?;
     let office = q.node_id("office")?;
@@ -117,6 +154,22 @@ impl Search {
 }
 
 /// `GET /v1/workers/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/workers/{id}",
+    tag = "workers",
+    operation_id = "get_worker",
+    params(
+        ("id" = crate::api::openapi::types::WorkerId, Path, description = "The worker's id."),
+    ),
+    responses(
+        (status = 200, description = "The worker as held here.", body = WorkerView),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
+        (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
+        (status = 404, description = "No such record is held at this node.", body = crate::api::openapi::types::Error),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn get(State(api): State<Arc<Api>>, IdPath(raw): IdPath) -> ApiResult<Json<WorkerView>> {
     let id = parse_record_id("id", &raw, Kind::Worker)?;
     let view = blocking(move || {
