@@ -83,6 +83,7 @@ pub const REGENERATE: &str = "cargo run --locked -p jobmesh -- openapi > deploy/
         types::ChannelFilter,
         types::MatterStatusFilter,
         types::Depth,
+        types::BackupFile,
         types::Problem,
         types::Error,
         bodies::PostingCreate,

@@ -79,7 +79,7 @@ pub struct Manifest {
     tag = "operations",
     operation_id = "backup",
     responses(
-        (status = 200, description = "The backup file of this node's store (see `jobmesh restore`).", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The backup file of this node's store (see `jobmesh restore`).", content_type = "application/octet-stream", body = crate::api::openapi::types::BackupFile),
         (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
         (status = 503, description = "The office is restoring from a backup (`restoring`) or its store is failing (`store_failing`); nothing was saved.", body = crate::api::openapi::types::Error),
         (status = 507, description = "The office's disk is full (`disk_full`); nothing was saved.", body = crate::api::openapi::types::Error),

@@ -89,14 +89,17 @@ fn date(description: &str) -> RefOr<Schema> {
     OneOfBuilder::new()
         .description(Some(description))
         .item(ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))))
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .description(Some("Blank: none (for a PATCH: cleared)."))
-                .pattern(Some(format!("^{WS}*$"))),
-        )
+        .item(blank())
         .item(ObjectBuilder::new().schema_type(Type::Null))
         .into()
+}
+
+/// A blank text, which the handlers read as absent.
+fn blank() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("Blank: none (for a PATCH: cleared)."))
+        .pattern(Some(format!("^{WS}*$")))
 }
 
 fn positions() -> RefOr<Schema> {
@@ -166,7 +169,12 @@ fn field_schema(body: Body, name: &str) -> Option<RefOr<Schema>> {
             let d = format!("What the matter is about; at most {MAX_MATTER_SUMMARY} bytes in UTF-8.");
             text(&d, MAX_TEXT_CHARS)
         }
-        (B::MatterCreate, "status") => nullable::<types::MatterStatus>(),
+        (B::MatterCreate, "status") => OneOfBuilder::new()
+            .description(Some("Default `open`; blank or `null` is the default."))
+            .item(named::<types::MatterStatus>())
+            .item(blank())
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .into(),
         (B::MatterPatch, "status") => named::<types::MatterStatus>(),
         _ => return None,
     })

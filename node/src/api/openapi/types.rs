@@ -18,7 +18,7 @@ use jobmesh_protocol::node_id::{MAX_SEGMENTS, MAX_SEGMENT_LEN};
 use jobmesh_protocol::record::{
     KeyGroup as ProtoKeyGroup, Kind, PostingStatus as ProtoPostingStatus, WorkType as ProtoWorkType, MAX_ID_LEN,
 };
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
@@ -380,10 +380,23 @@ named_schema!(
 named_schema!(
     /// `depth` of `/v1/summary`: any u64 in plain digits.
     Depth = "Depth",
+    OneOfBuilder::new()
+        .description(Some("Levels below `node`, in plain digits (no sign, no leading zero); empty is all."))
+        .item(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(u64::MAX)))
+        .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some([""])))
+        .into()
+);
+
+named_schema!(
+    /// The `GET /v1/backup` body.
+    BackupFile = "BackupFile",
     ObjectBuilder::new()
-        .schema_type(Type::Integer)
-        .description(Some("Levels below `node`, in plain digits (no sign, no leading zero)."))
-        .minimum(Some(0))
-        .maximum(Some(u64::MAX))
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+        .content_media_type("application/octet-stream")
+        .description(Some(
+            "The backup file: `JMBACKUP`, a u32 big-endian length and the manifest as JSON, then the gzip \
+             body; see `jobmesh restore`."
+        ))
         .into()
 );
