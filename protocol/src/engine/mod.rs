@@ -31,7 +31,8 @@ use crate::figures::Figures;
 use crate::kv::{Kv, StoreError};
 use crate::matters::MatterFigures;
 use crate::node_id::NodeId;
-use crate::record::RecordId;
+use crate::record::{Body, RecordId};
+use crate::rollup::Rollup;
 use crate::routing::RejectReason;
 use crate::store::{self, u64_value, Change, META_COUNTER, META_FORMAT, META_NODE, META_SEQ, STORE_FORMAT};
 use crate::wire::Frame;
@@ -188,6 +189,7 @@ pub struct Engine<K: Kv> {
     figures: Figures,
     /// This node's own matter figures, published as its matters summary.
     matter_figures: MatterFigures,
+    rollup: Rollup,
     summary_dirty: bool,
     last_summary_at: Option<u64>,
     /// When to next close own postings past their `valid_until` (0: at the
@@ -238,6 +240,7 @@ impl<K: Kv> Engine<K> {
         let counter = u64_value(META_COUNTER, kv.get(META_COUNTER)?)?;
         let figures = own::scan_figures(&kv, &me)?;
         let matter_figures = own::scan_matter_figures(&kv, &me)?;
+        let rollup = Rollup::load(&kv, &me)?;
         let last_summary_at = store::get_record(&kv, &RecordId::summary(&me))?.and_then(|s| match s.record.body {
             crate::record::Body::Summary(s) => Some(s.generated_at),
             _ => None,
@@ -260,6 +263,7 @@ impl<K: Kv> Engine<K> {
             events: VecDeque::new(),
             figures,
             matter_figures,
+            rollup,
             summary_dirty: true,
             last_summary_at,
             next_expiry_at: 0,
@@ -308,6 +312,29 @@ impl<K: Kv> Engine<K> {
     /// This node's own matter figures as they stand now.
     pub fn matter_figures(&self) -> &MatterFigures {
         &self.matter_figures
+    }
+
+    /// The roll-up of this node's subtree (kept as summaries are applied).
+    pub fn rollup(&self) -> &Rollup {
+        &self.rollup
+    }
+
+    /// Expect the offices the topology lists under this node (see
+    /// [`Rollup::expect`]).
+    pub fn expect_offices(&mut self, topology: &crate::topology::Topology) {
+        self.rollup.expect(topology);
+    }
+
+    /// Expect the same offices as `other` (an engine reopened on the same
+    /// store after a failure keeps what the configuration said).
+    pub fn expect_as(&mut self, other: &Engine<K>) {
+        self.rollup.expect_as(&other.rollup);
+    }
+
+    /// Read the roll-up again from the store, for a store written outside
+    /// the engine (tests, a restored backup).
+    pub fn reload_rollup(&mut self) -> Result<(), StoreError> {
+        self.rollup.reload(&self.kv)
     }
 
     /// Last journal sequence written (durable or not).
@@ -429,8 +456,7 @@ impl<K: Kv> Engine<K> {
     /// to `cap` (from the last ack seen from it, even if the link is down).
     pub fn backlog(&self, peer: &NodeId, cap: usize) -> Result<u64, StoreError> {
         let acked = self.stats.get(peer).map(|s| s.acked).unwrap_or(0);
-        let entries = store::journal_range(&self.kv, acked, self.last_seq, cap)?;
-        Ok(entries.iter().filter(|(_, e)| crate::routing::sends_to(&e.route, &self.me, peer)).count() as u64)
+        store::backlog(&self.kv, &self.me, peer, acked, self.last_seq, cap)
     }
 
     fn store_failed(&mut self, peer: &NodeId, e: StoreError) {
@@ -454,6 +480,9 @@ impl<K: Kv> Engine<K> {
             self.write_gen += 1;
         }
         self.last_seq = self.last_seq.max(last_seq);
+        for c in changes.iter().filter(|c| matches!(c.new.body, Body::Summary(_))) {
+            self.rollup.apply(&c.new, Some(self.now));
+        }
         if !touched.is_empty() {
             let after = own::contribution(&self.kv, &touched)?;
             self.figures.add(&before, -1);
