@@ -18,12 +18,27 @@
 //! Staleness ([`judge`]) is decided with `now` passed in: an office is stale
 //! when the link from this node toward it is down, when its summary is
 //! older than `stale_after_s`, or when it is missing. The age is measured by
-//! this node's clock from when this node received the summary, never by
+//! this node's clock from when this node *heard the figures fresh*, never by
 //! subtracting another machine's timestamp, so an office whose clock is
-//! wrong is judged right. Summaries already in the store when the node
-//! started have no receive time; until the office's next summary arrives
-//! (every 30 s at most from a live office), their age falls back to the
-//! office's own `generated_at`.
+//! wrong is judged right:
+//!
+//! - A summary is dated when it is applied here (`received_at`, this node's
+//!   clock). A peer that advertised `CAP_CLOCK` sends, just before each
+//!   batch with summaries, how long it had held each one since it was
+//!   fresh ([`crate::wire::FrameV2::SummaryAges`], by its own clock); the
+//!   summary is then dated `now - age` ([`Rollup::heard`]). Each hop adds
+//!   only a duration it measured itself, so a summary that waited at a cut
+//!   off city arrives as old as it is. The one-way transit of the frame is
+//!   not counted (milliseconds).
+//! - From a peer without `CAP_CLOCK` (0.1.0, protocol-1 links) the receive
+//!   time is all there is: a summary that waited below such a peer counts as
+//!   fresh from its arrival, and a silent office still turns stale
+//!   `stale_after_s` after its last summary arrived.
+//! - Summaries already in the store when the node started are dated at the
+//!   earlier of their own `generated_at` and the start: an office whose
+//!   clock is ahead turns stale within `stale_after_s` of the start if it
+//!   stays silent; one whose clock is behind may show stale until its next
+//!   summary (30 s at most from a live office).
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
@@ -46,8 +61,9 @@ pub struct Report {
     pub version: u64,
     /// When the office made it, by the office's clock (Unix ms).
     pub generated_at: u64,
-    /// When this node applied it, by this node's clock (Unix ms); `None` for
-    /// a summary that was already in the store when the node started.
+    /// When the figures were fresh, by this node's clock (Unix ms): when
+    /// this node applied the summary, less the age its sender reported (see
+    /// the module docs). `None` only for reports built by hand.
     pub received_at: Option<u64>,
     pub figures: Figures,
 }
@@ -101,6 +117,9 @@ struct Entry {
 pub struct Rollup {
     me: NodeId,
     entries: BTreeMap<TreeKey, Entry>,
+    /// When the store was last read (this node's clock): the latest date a
+    /// summary loaded from it can have.
+    loaded_at: u64,
 }
 
 /// One office as a question about a subtree sees it.
@@ -159,21 +178,23 @@ pub struct SubtreeView {
 impl Rollup {
     /// An empty roll-up for node `me`: only `me` is expected.
     pub fn new(me: NodeId) -> Rollup {
-        let mut r = Rollup { me: me.clone(), entries: BTreeMap::new() };
+        let mut r = Rollup { me: me.clone(), entries: BTreeMap::new(), loaded_at: 0 };
         r.entries.insert(TreeKey(me), Entry::default());
         r
     }
 
-    /// Every summary of `me`'s subtree in the store.
-    pub fn load<K: Kv + ?Sized>(kv: &K, me: &NodeId) -> Result<Rollup, StoreError> {
+    /// Every summary of `me`'s subtree in the store, at `now`.
+    pub fn load<K: Kv + ?Sized>(kv: &K, me: &NodeId, now: u64) -> Result<Rollup, StoreError> {
         let mut r = Rollup::new(me.clone());
-        r.reload(kv)?;
+        r.reload(kv, now)?;
         Ok(r)
     }
 
-    /// Forget the reports and read them again from the store, as at open
-    /// (receive times are lost); the expected offices stay.
-    pub fn reload<K: Kv + ?Sized>(&mut self, kv: &K) -> Result<(), StoreError> {
+    /// Forget the reports and read them again from the store at `now`, as
+    /// at open (receive times are lost: see the module docs for how loaded
+    /// summaries are dated); the expected offices stay.
+    pub fn reload<K: Kv + ?Sized>(&mut self, kv: &K, now: u64) -> Result<(), StoreError> {
+        self.loaded_at = now;
         for e in self.entries.values_mut() {
             e.report = None;
             e.subtree = Figures::default();
@@ -235,6 +256,7 @@ impl Rollup {
         if entry.report.as_ref().is_some_and(|r| r.version >= record.version) {
             return;
         }
+        let received_at = Some(received_at.unwrap_or(s.generated_at.min(self.loaded_at)));
         let old = entry.report.replace(Report {
             version: record.version,
             generated_at: s.generated_at,
@@ -254,6 +276,29 @@ impl Rollup {
             }
             cur = id.parent();
         }
+    }
+
+    /// The sender of version `version` of `office`'s summary had held it
+    /// `age_ms` since it was fresh: date it `now - age_ms` if that is
+    /// earlier than the date held. False if this version is not held (yet).
+    pub fn heard(&mut self, office: &NodeId, version: u64, age_ms: u64, now: u64) -> bool {
+        let Some(r) = self.entries.get_mut(&TreeKey(office.clone())).and_then(|e| e.report.as_mut()) else {
+            return false;
+        };
+        if r.version != version {
+            return false;
+        }
+        let at = now.saturating_sub(age_ms);
+        r.received_at = Some(r.received_at.map_or(at, |held| held.min(at)));
+        true
+    }
+
+    /// How long before `now` the figures of version `version` of `office`'s
+    /// summary were fresh, as this node knows it: what it tells the next
+    /// hop. `None` if another version is held.
+    pub fn age_of(&self, office: &NodeId, version: u64, now: u64) -> Option<u64> {
+        let r = self.entries.get(&TreeKey(office.clone()))?.report.as_ref()?;
+        (r.version == version).then(|| r.age_ms(now))
     }
 
     /// Add `id` and every office between it and this node, if absent. A new
@@ -456,10 +501,14 @@ mod tests {
         assert_eq!(asked.len(), 2, "one question per child");
         let v = r.view(&id("gz"), None, 1_200_000, 120, |_| true).unwrap();
         assert_eq!((row(&v, "gz/a").age_s, row(&v, "gz/a").stale), (Some(200), true));
-        // Loaded from the store: no receive time, so the office's own clock.
-        assert_eq!(judge(r.report(&id("gz/a")), 1_000_000, 120, false), (Some(0), false));
-        let loaded = Report { received_at: None, ..r.report(&id("gz/a")).unwrap().clone() };
-        assert_eq!(judge(Some(&loaded), 1_000_000, 120, false), (Some(600), true));
+        // The sender says it held gz/b's figures for 300 s: they are that old.
+        assert!(r.heard(&id("gz/b"), 1, 300_000, 1_100_000));
+        assert_eq!(r.report(&id("gz/b")).unwrap().received_at, Some(800_000));
+        assert!(!r.heard(&id("gz/b"), 2, 0, 1_100_000), "another version");
+        assert!(r.heard(&id("gz/b"), 1, 0, 1_100_000));
+        assert_eq!(r.report(&id("gz/b")).unwrap().received_at, Some(800_000), "never made fresher");
+        assert_eq!(r.age_of(&id("gz/b"), 1, 1_100_000), Some(300_000));
+        assert_eq!(r.age_of(&id("gz/b"), 2, 1_100_000), None);
     }
 
     #[test]
@@ -470,10 +519,13 @@ mod tests {
             a.merge(rec).unwrap();
         }
         kv.write(a.finish().batch).unwrap();
-        let r = Rollup::load(&kv, &id("gz/a")).unwrap();
+        let r = Rollup::load(&kv, &id("gz/a"), 3).unwrap();
         let v = r.view(&id("gz/a"), None, 10, 120, |_| true).unwrap();
         assert_eq!(v.rows.len(), 2);
         assert_eq!(v.rows[0].subtree.postings_open, 5);
-        assert_eq!(v.rows[1].received_at, None);
+        // Made at 5 by a clock ahead of this node's: dated at the load, 3.
+        assert_eq!(v.rows[1].received_at, Some(3));
+        let r = Rollup::load(&kv, &id("gz/a"), 50).unwrap();
+        assert_eq!(r.report(&id("gz/a/x")).unwrap().received_at, Some(5));
     }
 }

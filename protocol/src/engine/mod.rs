@@ -191,7 +191,13 @@ pub struct Engine<K: Kv> {
     matter_figures: MatterFigures,
     rollup: Rollup,
     summary_dirty: bool,
+    /// When the summary was last published, by the clock as given (for the
+    /// republish timers; never later than the clock at open).
     last_summary_at: Option<u64>,
+    /// The latest `generated_at` published: the next is never earlier, so
+    /// a clock set back (by hand, across a restart) never makes the
+    /// summary's time go backwards.
+    summary_stamp: u64,
     /// When to next close own postings past their `valid_until` (0: at the
     /// first timeout after open). See [`expiry`].
     next_expiry_at: u64,
@@ -240,11 +246,15 @@ impl<K: Kv> Engine<K> {
         let counter = u64_value(META_COUNTER, kv.get(META_COUNTER)?)?;
         let figures = own::scan_figures(&kv, &me)?;
         let matter_figures = own::scan_matter_figures(&kv, &me)?;
-        let rollup = Rollup::load(&kv, &me)?;
-        let last_summary_at = store::get_record(&kv, &RecordId::summary(&me))?.and_then(|s| match s.record.body {
+        let rollup = Rollup::load(&kv, &me, now)?;
+        let published = store::get_record(&kv, &RecordId::summary(&me))?.and_then(|s| match s.record.body {
             crate::record::Body::Summary(s) => Some(s.generated_at),
             _ => None,
         });
+        // A clock now behind the last stamp must not hold the republish
+        // timers back until it catches up.
+        let last_summary_at = published.map(|at| at.min(now));
+        let summary_stamp = published.unwrap_or(0);
         let (restore, restored_at) = restore::load(&kv)?;
         let mut engine = Engine {
             parent: me.parent(),
@@ -266,6 +276,7 @@ impl<K: Kv> Engine<K> {
             rollup,
             summary_dirty: true,
             last_summary_at,
+            summary_stamp,
             next_expiry_at: 0,
             now,
             restore,
@@ -334,7 +345,7 @@ impl<K: Kv> Engine<K> {
     /// Read the roll-up again from the store, for a store written outside
     /// the engine (tests, a restored backup).
     pub fn reload_rollup(&mut self) -> Result<(), StoreError> {
-        self.rollup.reload(&self.kv)
+        self.rollup.reload(&self.kv, self.now)
     }
 
     /// Last journal sequence written (durable or not).
@@ -520,12 +531,13 @@ impl<K: Kv> Engine<K> {
         let id = RecordId::summary(&self.me);
         let held = store::get_record(&self.kv, &id)?;
         let version = held.map(|h| h.record.version).unwrap_or(0) + 1;
+        let stamp = now.max(self.summary_stamp);
         let rec = crate::record::Record {
             id,
             origin: self.me.clone(),
             version,
             body: crate::record::Body::Summary(crate::record::Summary {
-                generated_at: now,
+                generated_at: stamp,
                 figures: self.figures.for_publication(now),
             }),
         };
@@ -538,6 +550,7 @@ impl<K: Kv> Engine<K> {
         self.commit(finished)?;
         self.summary_dirty = false;
         self.last_summary_at = Some(now);
+        self.summary_stamp = stamp;
         Ok(())
     }
 }
