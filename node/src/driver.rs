@@ -558,7 +558,9 @@ impl Driver {
             }
         }
         match Engine::open(self.me.clone(), self.kv.clone(), self.cfg.clone(), now_ms()) {
-            Ok(engine) => {
+            Ok(mut engine) => {
+                // The offices expected are configuration, not store: keep them.
+                engine.expect_as(&self.engine);
                 self.engine = engine;
                 self.health = StoreHealth::Ok;
                 info!(last_seq = self.engine.last_seq(), "the store has recovered: accepting writes and links again");

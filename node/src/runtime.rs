@@ -88,8 +88,13 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
     let (kv, store, verified_in) =
         crate::store_check::open_checked(&cfg.data_dir).map_err(|e| cfg.error("data_dir", e))?;
     info!(records = store.records, journal = store.journal, ms = verified_in.as_millis() as u64, "store checked");
-    let engine = Engine::open(cfg.node_id.clone(), kv.clone(), EngineConfig::default(), now_ms())
+    let mut engine = Engine::open(cfg.node_id.clone(), kv.clone(), EngineConfig::default(), now_ms())
         .map_err(|e| cfg.error("data_dir", format!("{}: {e}", cfg.data_dir.display())))?;
+    // Offices the topology lists count as expected (missing until they
+    // report) in the roll-up the engine keeps.
+    if let Some(t) = &cfg.topology {
+        engine.expect_offices(t);
+    }
     let (state, host) = driver::start(engine, kv, Arc::new(Metrics::new()), driver::HostConfig::default())
         .context("cannot start the engine thread")?;
     let stats = Arc::new(TransportStats::new());

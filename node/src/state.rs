@@ -179,6 +179,10 @@ impl EngineView {
     pub fn connected(&self, peer: &NodeId) -> bool {
         self.connected.contains(peer)
     }
+    /// Every peer with a connection up.
+    pub fn connected_peers(&self) -> &BTreeSet<NodeId> {
+        &self.connected
+    }
     pub fn store(&self) -> &StoreHealth {
         &self.store
     }

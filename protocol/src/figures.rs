@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Placement, Posting, PostingStatus, Worker, MAX_BREAKDOWN, MAX_POSITIONS, MAX_TEXT};
+use crate::record::{Placement, Posting, Worker, MAX_BREAKDOWN, MAX_POSITIONS, MAX_TEXT};
 use crate::time::local_day;
 
 /// `dst.f += sign * src.f` for each field, saturating: a roll-up never
@@ -159,8 +159,8 @@ impl Figures {
         let mut f = Figures::default();
         f.holds.postings = 1;
         f.daily.insert(local_day(p.created_at), Daily { postings_published: 1, placements: 0 });
-        let remaining = i64::from(p.positions) - i64::from(filled);
-        if p.status == PostingStatus::Open && remaining > 0 {
+        if p.is_open(filled) {
+            let remaining = i64::from(p.remaining(filled));
             f.totals.postings_open = 1;
             f.totals.positions_open = remaining;
             let b = Breakdown { postings_open: 1, positions_open: remaining, placements: 0 };
@@ -325,7 +325,7 @@ fn key(name: &str, k: &str) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::node_id::NodeId;
-    use crate::record::WorkType;
+    use crate::record::{PostingStatus, WorkType};
 
     #[test]
     fn contributions_cancel() {

@@ -14,6 +14,7 @@ pub mod kv;
 pub mod matters;
 pub mod node_id;
 pub mod record;
+pub mod rollup;
 pub mod routing;
 pub mod rules;
 pub mod sim;

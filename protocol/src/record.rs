@@ -315,6 +315,19 @@ pub struct Posting {
     pub updated_at: u64,
 }
 
+impl Posting {
+    /// Positions not yet filled, given the fills known here (`filled`).
+    pub fn remaining(&self, filled: u32) -> u32 {
+        self.positions.saturating_sub(filled)
+    }
+
+    /// The one "open posting" rule, for the figures, the API's views and
+    /// its `?open=` filter: status open and positions left.
+    pub fn is_open(&self, filled: u32) -> bool {
+        self.status == PostingStatus::Open && self.remaining(filled) > 0
+    }
+}
+
 /// Positions filled at the fill's origin for one posting: a counter the
 /// origin owns. It carries its posting's origin and audience so that it is
 /// routed to every node that holds the posting.

@@ -264,6 +264,46 @@ pub fn list_records<K: Kv + ?Sized>(
     kv.scan(&from, &prefix_end(&prefix), limit)?.into_iter().map(|(k, v)| decode(&k, &v)).collect()
 }
 
+/// Records of `kind` whose id starts with `id_prefix`, counted up to `cap`
+/// (keys only, in steps of [`COUNT_STEP`]).
+pub fn count_records<K: Kv + ?Sized>(kv: &K, kind: Kind, id_prefix: &str, cap: u64) -> Result<u64, StoreError> {
+    let prefix = record_key(kind, id_prefix);
+    let end = prefix_end(&prefix);
+    let mut from = prefix;
+    let mut n = 0u64;
+    while n < cap {
+        let step = COUNT_STEP.min((cap - n).min(usize::MAX as u64) as usize);
+        let batch = kv.scan(&from, &end, step)?;
+        n += batch.len() as u64;
+        match batch.last() {
+            Some((k, _)) if batch.len() == step => {
+                from = k.clone();
+                from.push(0);
+            }
+            _ => break,
+        }
+    }
+    Ok(n)
+}
+
+/// Keys read per step by [`count_records`].
+pub const COUNT_STEP: usize = 4_096;
+
+/// Journal entries after `acked` (through `through`) that the routing rule
+/// sends from `me` to `peer`, counted over at most `cap` entries: what this
+/// node still has to deliver to that neighbour.
+pub fn backlog<K: Kv + ?Sized>(
+    kv: &K,
+    me: &NodeId,
+    peer: &NodeId,
+    acked: u64,
+    through: u64,
+    cap: usize,
+) -> Result<u64, StoreError> {
+    let entries = journal_range(kv, acked, through, cap)?;
+    Ok(entries.iter().filter(|(_, e)| crate::routing::sends_to(&e.route, me, peer)).count() as u64)
+}
+
 /// Journal entries with `after < seq <= through`, at most `limit`.
 pub fn journal_range<K: Kv + ?Sized>(
     kv: &K,

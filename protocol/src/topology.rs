@@ -5,6 +5,18 @@ use std::collections::BTreeMap;
 
 use crate::node_id::NodeId;
 
+/// The tier of an office that the topology does not list, by its depth
+/// (1 is the province).
+pub fn tier_by_depth(depth: usize) -> String {
+    match depth {
+        1 => "province".into(),
+        2 => "city".into(),
+        3 => "county".into(),
+        4 => "station".into(),
+        d => format!("level{d}"),
+    }
+}
+
 /// One office of a tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Office {
@@ -109,10 +121,9 @@ impl Topology {
     /// A regular tree: `root`, then `fanout[0]` children, each with
     /// `fanout[1]` children, and so on. `[2, 2]` is the 1+2+4 mesh.
     pub fn generated(root: &str, fanout: &[usize]) -> Topology {
-        let tiers = ["province", "city", "county", "station", "level5", "level6", "level7", "level8"];
         let root = NodeId::parse(root).unwrap_or_else(|_| NodeId::parse("gz").unwrap_or_else(|_| unreachable!()));
         let mut offices =
-            vec![Office { id: root.clone(), tier: tiers[0].into(), name: root.to_string(), name_zh: String::new() }];
+            vec![Office { id: root.clone(), tier: tier_by_depth(1), name: root.to_string(), name_zh: String::new() }];
         let mut level = vec![root];
         for (depth, &n) in fanout.iter().enumerate() {
             let mut next = Vec::new();
@@ -122,7 +133,7 @@ impl Topology {
                     let id = NodeId::parse(&format!("{parent}/{prefix}{i}")).unwrap_or_else(|_| unreachable!());
                     offices.push(Office {
                         id: id.clone(),
-                        tier: tiers[(depth + 1).min(7)].into(),
+                        tier: tier_by_depth((depth + 2).min(8)),
                         name: id.to_string(),
                         name_zh: String::new(),
                     });

@@ -42,8 +42,14 @@ pub const MIN_PROTOCOL_VERSION: u32 = 1;
 /// only on a protocol-2 link whose peer's hello set this bit (0.1.0 sets
 /// none).
 pub const CAP_RESTORE: u64 = 1;
+/// Capability bit: this node understands [`FrameV2::SummaryAges`], how long
+/// each summary in the batch that follows has been held on its way (see
+/// `rollup`). Sent only on a protocol-2 link whose peer's hello set it.
+pub const CAP_CLOCK: u64 = 2;
 /// Capability bits this build offers in its hello.
-pub const CAPABILITIES: u64 = CAP_RESTORE;
+pub const CAPABILITIES: u64 = CAP_RESTORE | CAP_CLOCK;
+/// Most entries in one [`SummaryAges`] frame (one per summary of a batch).
+pub const MAX_SUMMARY_AGES: usize = MAX_BATCH_RECORDS;
 /// Largest frame body accepted, in bytes.
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 /// Most records in one batch.
@@ -95,6 +101,28 @@ pub enum FrameV2 {
     RestoreRequest(RestoreRequest),
     /// The parent's answer: one page of them.
     RestorePage(RestorePage),
+    /// Sent just before a batch that carries summaries, only to a peer that
+    /// advertised [`CAP_CLOCK`]: for each summary, how long the sender had
+    /// held the figures since they were fresh, by the sender's own clock.
+    /// The receiver dates them `its now - age_ms`, so freshness is measured
+    /// by durations on each hop's clock, never by another machine's time.
+    SummaryAges(SummaryAges),
+}
+
+/// See [`FrameV2::SummaryAges`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryAges {
+    pub ages: Vec<SummaryAge>,
+}
+
+/// One summary's age at the sender: the office, the summary's version,
+/// milliseconds since the figures were fresh (made by the office, or
+/// heard fresh from the hop before).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryAge {
+    pub office: NodeId,
+    pub version: u64,
+    pub age_ms: u64,
 }
 
 /// A run of backfill: records from the sender's journal in `(from, through]`
@@ -242,6 +270,9 @@ impl Frame {
                     )));
                 }
                 Ok(())
+            }
+            Frame::V2(FrameV2::SummaryAges(a)) if a.ages.len() > MAX_SUMMARY_AGES => {
+                Err(DecodeError::Invalid(format!("summary ages of {} entries exceed {MAX_SUMMARY_AGES}", a.ages.len())))
             }
             _ => Ok(()),
         }

@@ -155,3 +155,47 @@ fn mesh_1_3_9_failing_disks() {
     s.faults = FaultMix { disk_fail: 4, disk_heal: 4, ..FaultMix::default() };
     run_all("mesh_1_3_9_failing_disks", &s, &seeds(40));
 }
+
+/// A county's summary that waited at a city cut off from the province
+/// arrives at the province as old as it is: each hop passes on how long it
+/// held it (`SummaryAges`), so the province judges it by its own clock and
+/// shows the silent county stale, not fresh from the moment of the heal.
+#[test]
+fn a_summary_held_at_a_cut_off_city_arrives_as_old_as_it_is() {
+    use jobmesh_protocol::rollup::judge;
+    use jobmesh_protocol::sim::Mesh;
+    use jobmesh_protocol::topology::Topology;
+    use jobmesh_protocol::NodeId;
+
+    let topo = Topology::generated("gz", &[1, 1]);
+    let mut mesh = Mesh::new(&topo, NetConfig::default(), 7);
+    let (root, city) = (mesh.idx(&NodeId::parse("gz").unwrap()), 1);
+    let county = (0..mesh.len()).find(|&i| mesh.id(i).depth() == 3).unwrap();
+    assert_eq!(mesh.parent_of(county), Some(city));
+    let t = mesh.now + 5_000;
+    mesh.run_until(t);
+    // The city is cut off; the county goes on publishing to it...
+    mesh.cut(city);
+    let t = mesh.now + 40_000;
+    mesh.run_until(t);
+    // ...then falls silent too, and 200 s pass.
+    mesh.cut(county);
+    let silent_from = mesh.now;
+    let t = mesh.now + 200_000;
+    mesh.run_until(t);
+    mesh.heal(city);
+    let t = mesh.now + 5_000;
+    mesh.run_until(t);
+    let county_id = mesh.id(county).clone();
+    let at_city = mesh.engine(city).unwrap().rollup().report(&county_id).unwrap().clone();
+    let at_root = mesh.engine(root).unwrap().rollup().report(&county_id).unwrap().clone();
+    assert_eq!(at_root.version, at_city.version, "the county's last summary reached the province");
+    let (age_s, stale) = judge(Some(&at_root), mesh.now, 120, false);
+    let age_s = age_s.unwrap();
+    assert!(stale, "judged fresh at the province: age {age_s} s");
+    assert!(
+        age_s + 1 >= (mesh.now - silent_from) / 1000,
+        "age {age_s} s, silent for {} s",
+        (mesh.now - silent_from) / 1000
+    );
+}

@@ -15,12 +15,11 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use jobmesh_protocol::engine::LinkStats;
-use jobmesh_protocol::{routing, store, Kind, NodeId};
+use jobmesh_protocol::{store, Kind, NodeId};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::ApiResult;
-use super::summary::count_records;
 use super::views::iso_time;
 use super::{blocking, Api};
 use crate::metrics::{LinkSample, OfficeSample, Scrape};
@@ -126,7 +125,7 @@ impl Api {
         self.records
             .get(move || {
                 let kv = &api.state.kv;
-                let n = |k| count_records(kv, k, "", u64::MAX);
+                let n = |k| store::count_records(kv, k, "", u64::MAX);
                 Ok(RecordCounts {
                     postings: n(Kind::Posting)?,
                     workers: n(Kind::Worker)?,
@@ -139,10 +138,10 @@ impl Api {
             .await
     }
 
-    /// Backlog per neighbour (cached; see the module docs). Counted like
-    /// [`jobmesh_protocol::Engine::backlog`] but on the store's read handle,
-    /// so that the engine lock is held only to read the acks, never during
-    /// the journal scan.
+    /// Backlog per neighbour (cached; see the module docs). Counted by
+    /// [`store::backlog`], as [`jobmesh_protocol::Engine::backlog`] does, but
+    /// on the store's read handle, so that the engine lock is held only to
+    /// read the acks, never during the journal scan.
     async fn backlogs(self: &Arc<Self>) -> ApiResult<BTreeMap<NodeId, u64>> {
         let api = self.clone();
         self.backlogs
@@ -151,9 +150,8 @@ impl Api {
                 let last_seq = api.state.inspect(|e| e.last_seq());
                 let mut out = BTreeMap::new();
                 for p in api.peers() {
-                    let entries = store::journal_range(&api.state.kv, p.stats.acked, last_seq, BACKLOG_CAP)?;
-                    let n = entries.iter().filter(|(_, e)| routing::sends_to(&e.route, me, &p.id)).count();
-                    out.insert(p.id, n as u64);
+                    let n = store::backlog(&api.state.kv, me, &p.id, p.stats.acked, last_seq, BACKLOG_CAP)?;
+                    out.insert(p.id, n);
                 }
                 Ok(out)
             })
@@ -304,25 +302,27 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> ApiResult<impl IntoResponse
         .collect();
     let (last_seq, durable_seq) = api.state.inspect(|e| (e.last_seq(), e.durable_seq()));
     let api2 = api.clone();
-    let (offices, store_bytes, matters) = blocking(move || -> ApiResult<_> {
-        let c = api2.collect(&api2.state.me)?;
-        let matters = super::matters_figures::collect(&api2.state.kv, &api2.state.me)?;
-        let offices = c
-            .rows
-            .iter()
-            .map(|r| OfficeSample {
-                node_id: r.node_id.to_string(),
-                tier: api2.tier(&r.node_id),
-                totals: r.summary.as_ref().map(|(_, f)| f.totals),
-                age_s: r.age_s,
-                stale: r.stale,
-                matters: matters.get(&r.node_id).map(|m| m.totals),
-            })
-            .collect::<Vec<_>>();
-        let subtree = super::matters_figures::subtree(&matters, &api2.state.me);
-        Ok((offices, api2.state.kv.size_on_disk(), subtree))
+    let me = api.state.me.clone();
+    let (matter_rows, store_bytes) = blocking(move || -> ApiResult<_> {
+        Ok((super::matters_figures::collect(&api2.state.kv, &me)?, api2.state.kv.size_on_disk()))
     })
     .await??;
+    let offices = api
+        .subtree_view(&api.state.me, None, crate::state::now_ms())
+        .await?
+        .map(|v| v.rows)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| OfficeSample {
+            node_id: r.node_id.to_string(),
+            tier: r.tier,
+            totals: r.totals,
+            age_s: r.age_s,
+            stale: r.stale,
+            matters: matter_rows.get(&r.node_id).map(|m| m.totals),
+        })
+        .collect();
+    let matters = super::matters_figures::subtree(&matter_rows, &api.state.me);
     let scrape = Scrape {
         records: vec![
             ("posting", records.postings),

@@ -43,7 +43,10 @@ async fn node(ctx: ApiContext) -> Node {
 async fn node_at(me: &str, ctx: ApiContext) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let kv = SledKv::open(dir.path()).unwrap();
-    let engine = Engine::open(id(me), kv.clone(), Default::default(), now_ms()).unwrap();
+    let mut engine = Engine::open(id(me), kv.clone(), Default::default(), now_ms()).unwrap();
+    if let Some(t) = &ctx.topology {
+        engine.expect_offices(t);
+    }
     let (state, host) = crate::driver::start(engine, kv.clone(), Arc::new(Metrics::new()), Default::default()).unwrap();
     // The engine thread publishes the node's own summary at once; wait for
     // it so that tests start from a settled store.
@@ -91,8 +94,9 @@ impl Node {
         self.call(Method::PATCH, uri, Some(body)).await
     }
 
-    /// Store records from other offices as if replicated here.
-    fn inject(&self, records: Vec<Record>) {
+    /// Store records from other offices as if replicated here (written
+    /// beside the engine, so its roll-up reads the store again, as at open).
+    async fn inject(&self, records: Vec<Record>) {
         let mut kv = self.kv.clone();
         let finished = {
             let mut a = Applier::new(&kv, 1_000_000);
@@ -102,6 +106,7 @@ impl Node {
             a.finish()
         };
         kv.write(finished.batch).unwrap();
+        self.state.call(|e| e.reload_rollup()).await.unwrap().unwrap();
     }
 
     async fn count(&self, what: &str) -> usize {
@@ -225,7 +230,8 @@ async fn only_the_origin_may_patch() {
             created_at: now_ms(),
             updated_at: now_ms(),
         }),
-    }]);
+    }])
+    .await;
     let (s, v) = n.get(&format!("/v1/postings/{pid}")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["own"], false);
@@ -474,7 +480,8 @@ async fn summary_rows_missing_offices_and_in_flight() {
         origin: s1.clone(),
         version: 1,
         body: Body::Summary(Summary { generated_at: now_ms() - 5_000, figures: f }),
-    }]);
+    }])
+    .await;
 
     let (s, v) = n.get("/v1/summary").await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -651,7 +658,7 @@ async fn summary_at_the_root_of_the_province() {
         });
     }
     let reported = records.len() as u64;
-    n.inject(records);
+    n.inject(records).await;
     let started = std::time::Instant::now();
     let (s, v) = n.get("/v1/summary").await;
     let took = started.elapsed();
@@ -1016,7 +1023,8 @@ async fn expired_postings_are_not_open_here() {
             created_at: now,
             updated_at: now,
         }),
-    }]);
+    }])
+    .await;
     let (_, v) = n.get("/v1/postings").await;
     assert_eq!(v["postings"][0]["expired"], true, "{v}");
     let (_, v) = n.get("/v1/postings?open=true").await;

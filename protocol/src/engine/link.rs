@@ -30,7 +30,8 @@ use crate::record::{Body, Kind, Record};
 use crate::routing::{authorize, sends_to, RejectReason};
 use crate::store::{self, checkpoint_key, JournalEntry};
 use crate::wire::{
-    Ack, Backfill, Batch, Frame, FrameV1, FrameV2, Hello, Nack, CAPABILITIES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    Ack, Backfill, Batch, Frame, FrameV1, FrameV2, Hello, Nack, SummaryAge, SummaryAges, CAPABILITIES, CAP_CLOCK,
+    MAX_SUMMARY_AGES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 
 /// Counters per neighbour, kept across reconnects for metrics and status.
@@ -103,6 +104,10 @@ pub(super) struct Link {
     backfill: Option<BackfillWalk>,
     /// Capability bits of the peer's hello (0 until it arrives).
     pub(super) peer_caps: u64,
+    /// Ages of summaries the peer sent ahead of the batch that carries them
+    /// ([`FrameV2::SummaryAges`]); used when that batch is applied, then
+    /// dropped.
+    pending_ages: Vec<SummaryAge>,
 }
 
 impl Link {
@@ -244,6 +249,7 @@ impl<K: Kv> Engine<K> {
                 send_after_gen,
                 backfill: None,
                 peer_caps: 0,
+                pending_ages: Vec::new(),
             },
         );
         let hello = self.hello(peer, false)?;
@@ -288,6 +294,23 @@ impl<K: Kv> Engine<K> {
             Frame::V2(FrameV2::BackfillAck(a)) => self.on_backfill_ack(peer, a).map_err(LinkError::from),
             Frame::V2(FrameV2::RestoreRequest(r)) => self.on_restore_request(peer, r),
             Frame::V2(FrameV2::RestorePage(p)) => self.on_restore_page(peer, p),
+            Frame::V2(FrameV2::SummaryAges(a)) => {
+                self.on_summary_ages(peer, a);
+                Ok(())
+            }
+        }
+    }
+
+    /// Ages for summaries the peer is about to send (or sent, if frames
+    /// were reordered): date the ones held at that version now, keep the
+    /// rest for the next batch.
+    fn on_summary_ages(&mut self, peer: &NodeId, a: SummaryAges) {
+        let now = self.now;
+        let rest: Vec<SummaryAge> =
+            a.ages.into_iter().filter(|s| !self.rollup.heard(&s.office, s.version, s.age_ms, now)).collect();
+        if let Some(link) = self.links.get_mut(peer) {
+            link.pending_ages = rest;
+            link.pending_ages.truncate(MAX_SUMMARY_AGES);
         }
     }
 
@@ -520,8 +543,13 @@ impl<K: Kv> Engine<K> {
             a.finish()
         };
         let changes = self.commit(finished)?;
+        let mut ages = Vec::new();
         if let Some(l) = self.links.get_mut(peer) {
             l.checkpoint = b.through;
+            ages = std::mem::take(&mut l.pending_ages);
+        }
+        for s in ages {
+            self.rollup.heard(&s.office, s.version, s.age_ms, self.now);
         }
         if let Some(s) = self.stats.get_mut(peer) {
             s.batches_applied += 1;
@@ -724,9 +752,28 @@ impl<K: Kv> Engine<K> {
         link.sent_through = link.scan_pos;
         link.in_flight.push_back(link.scan_pos);
         link.last_sent_at = now;
+        let tells_ages = link.version >= 2 && link.peer_caps & CAP_CLOCK != 0;
         if let Some(s) = self.stats.get_mut(peer) {
             s.batches_sent += 1;
             s.records_sent += batch.records.len() as u64;
+        }
+        if tells_ages {
+            // How long each summary has been held since it was fresh, by
+            // this node's clock; it goes first so the peer dates the
+            // summaries as it applies them (see `rollup`).
+            let ages: Vec<SummaryAge> = batch
+                .records
+                .iter()
+                .filter(|r| r.kind() == Kind::Summary)
+                .filter_map(|r| {
+                    let age_ms = self.rollup.age_of(&r.origin, r.version, now)?;
+                    Some(SummaryAge { office: r.origin.clone(), version: r.version, age_ms })
+                })
+                .collect();
+            if !ages.is_empty() {
+                let frame = Frame::V2(FrameV2::SummaryAges(SummaryAges { ages }));
+                self.transmits.push_back(Transmit { peer: peer.clone(), frame });
+            }
         }
         self.transmits.push_back(Transmit { peer: peer.clone(), frame: Frame::V1(FrameV1::Batch(batch)) });
         Ok(())

@@ -31,7 +31,8 @@ use crate::figures::Figures;
 use crate::kv::{Kv, StoreError};
 use crate::matters::MatterFigures;
 use crate::node_id::NodeId;
-use crate::record::RecordId;
+use crate::record::{Body, RecordId};
+use crate::rollup::Rollup;
 use crate::routing::RejectReason;
 use crate::store::{self, u64_value, Change, META_COUNTER, META_FORMAT, META_NODE, META_SEQ, STORE_FORMAT};
 use crate::wire::Frame;
@@ -188,8 +189,15 @@ pub struct Engine<K: Kv> {
     figures: Figures,
     /// This node's own matter figures, published as its matters summary.
     matter_figures: MatterFigures,
+    rollup: Rollup,
     summary_dirty: bool,
+    /// When the summary was last published, by the clock as given (for the
+    /// republish timers; never later than the clock at open).
     last_summary_at: Option<u64>,
+    /// The latest `generated_at` published: the next is never earlier, so
+    /// a clock set back (by hand, across a restart) never makes the
+    /// summary's time go backwards.
+    summary_stamp: u64,
     /// When to next close own postings past their `valid_until` (0: at the
     /// first timeout after open). See [`expiry`].
     next_expiry_at: u64,
@@ -238,10 +246,15 @@ impl<K: Kv> Engine<K> {
         let counter = u64_value(META_COUNTER, kv.get(META_COUNTER)?)?;
         let figures = own::scan_figures(&kv, &me)?;
         let matter_figures = own::scan_matter_figures(&kv, &me)?;
-        let last_summary_at = store::get_record(&kv, &RecordId::summary(&me))?.and_then(|s| match s.record.body {
+        let rollup = Rollup::load(&kv, &me, now)?;
+        let published = store::get_record(&kv, &RecordId::summary(&me))?.and_then(|s| match s.record.body {
             crate::record::Body::Summary(s) => Some(s.generated_at),
             _ => None,
         });
+        // A clock now behind the last stamp must not hold the republish
+        // timers back until it catches up.
+        let last_summary_at = published.map(|at| at.min(now));
+        let summary_stamp = published.unwrap_or(0);
         let (restore, restored_at) = restore::load(&kv)?;
         let mut engine = Engine {
             parent: me.parent(),
@@ -260,8 +273,10 @@ impl<K: Kv> Engine<K> {
             events: VecDeque::new(),
             figures,
             matter_figures,
+            rollup,
             summary_dirty: true,
             last_summary_at,
+            summary_stamp,
             next_expiry_at: 0,
             now,
             restore,
@@ -308,6 +323,29 @@ impl<K: Kv> Engine<K> {
     /// This node's own matter figures as they stand now.
     pub fn matter_figures(&self) -> &MatterFigures {
         &self.matter_figures
+    }
+
+    /// The roll-up of this node's subtree (kept as summaries are applied).
+    pub fn rollup(&self) -> &Rollup {
+        &self.rollup
+    }
+
+    /// Expect the offices the topology lists under this node (see
+    /// [`Rollup::expect`]).
+    pub fn expect_offices(&mut self, topology: &crate::topology::Topology) {
+        self.rollup.expect(topology);
+    }
+
+    /// Expect the same offices as `other` (an engine reopened on the same
+    /// store after a failure keeps what the configuration said).
+    pub fn expect_as(&mut self, other: &Engine<K>) {
+        self.rollup.expect_as(&other.rollup);
+    }
+
+    /// Read the roll-up again from the store, for a store written outside
+    /// the engine (tests, a restored backup).
+    pub fn reload_rollup(&mut self) -> Result<(), StoreError> {
+        self.rollup.reload(&self.kv, self.now)
     }
 
     /// Last journal sequence written (durable or not).
@@ -429,8 +467,7 @@ impl<K: Kv> Engine<K> {
     /// to `cap` (from the last ack seen from it, even if the link is down).
     pub fn backlog(&self, peer: &NodeId, cap: usize) -> Result<u64, StoreError> {
         let acked = self.stats.get(peer).map(|s| s.acked).unwrap_or(0);
-        let entries = store::journal_range(&self.kv, acked, self.last_seq, cap)?;
-        Ok(entries.iter().filter(|(_, e)| crate::routing::sends_to(&e.route, &self.me, peer)).count() as u64)
+        store::backlog(&self.kv, &self.me, peer, acked, self.last_seq, cap)
     }
 
     fn store_failed(&mut self, peer: &NodeId, e: StoreError) {
@@ -454,6 +491,9 @@ impl<K: Kv> Engine<K> {
             self.write_gen += 1;
         }
         self.last_seq = self.last_seq.max(last_seq);
+        for c in changes.iter().filter(|c| matches!(c.new.body, Body::Summary(_))) {
+            self.rollup.apply(&c.new, Some(self.now));
+        }
         if !touched.is_empty() {
             let after = own::contribution(&self.kv, &touched)?;
             self.figures.add(&before, -1);
@@ -491,12 +531,13 @@ impl<K: Kv> Engine<K> {
         let id = RecordId::summary(&self.me);
         let held = store::get_record(&self.kv, &id)?;
         let version = held.map(|h| h.record.version).unwrap_or(0) + 1;
+        let stamp = now.max(self.summary_stamp);
         let rec = crate::record::Record {
             id,
             origin: self.me.clone(),
             version,
             body: crate::record::Body::Summary(crate::record::Summary {
-                generated_at: now,
+                generated_at: stamp,
                 figures: self.figures.for_publication(now),
             }),
         };
@@ -509,6 +550,7 @@ impl<K: Kv> Engine<K> {
         self.commit(finished)?;
         self.summary_dirty = false;
         self.last_summary_at = Some(now);
+        self.summary_stamp = stamp;
         Ok(())
     }
 }

@@ -1,13 +1,18 @@
 //! The liveness check after heal: every node holds exactly the records the
 //! routing rule gives it, at their latest versions; no acknowledged write is
 //! lost; every office's published figures equal the figures computed from
-//! the records.
+//! the records; and every node's roll-up, the one its API serves, gives for
+//! each office of its subtree the sum of the latest summaries there, with
+//! every office expected, none missing and none stale.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::mesh::Mesh;
 use super::workload::{expected_figures, expected_matter_figures};
+use crate::figures::Figures;
+use crate::node_id::NodeId;
 use crate::record::{Body, Kind, Record, RecordId};
+use crate::rollup::Reporting;
 use crate::routing::holds;
 use crate::store::{self, prefix_end, StoredRecord};
 
@@ -157,6 +162,47 @@ impl Mesh {
                 || s.figures.resolve_days != want.resolve_days
             {
                 return Err(format!("{n}: matters summary says {:?}, records say {:?}", s.figures.totals, want.totals));
+            }
+        }
+        self.rollups_match(&truth)
+    }
+
+    /// Every node's roll-up against the truth's summaries, at every office
+    /// of its subtree.
+    fn rollups_match(&self, truth: &BTreeMap<RecordId, Record>) -> Result<(), String> {
+        // The sum of the latest summaries over each office's subtree.
+        let mut sums: HashMap<NodeId, Figures> = HashMap::new();
+        for r in truth.values() {
+            let Body::Summary(s) = &r.body else { continue };
+            let mut cur = Some(r.origin.clone());
+            while let Some(a) = cur {
+                cur = a.parent();
+                sums.entry(a).or_default().add(&s.figures, 1);
+            }
+        }
+        for i in 0..self.len() {
+            let n = self.id(i);
+            let Some(e) = self.engine(i) else { continue };
+            let Some(v) = e.rollup().view(n, None, self.now, u64::MAX / 1000, |c| self.link_connected(self.idx(c)))
+            else {
+                return Err(format!("{n}: its roll-up does not know itself"));
+            };
+            let offices = (0..self.len()).filter(|&j| self.id(j).is_in_subtree_of(n)).count();
+            let want = Reporting { offices, expected: offices, stale: 0, missing: 0 };
+            if v.reporting != want {
+                return Err(format!("{n}: roll-up reports {:?}, the mesh has {want:?}", v.reporting));
+            }
+            for row in &v.rows {
+                let sum = sums.get(&row.node_id).cloned().unwrap_or_default();
+                if row.subtree != sum.totals || row.stale {
+                    return Err(format!(
+                        "{n}: roll-up for {} says {:?} (stale {}), the summaries sum to {:?}",
+                        row.node_id, row.subtree, row.stale, sum.totals
+                    ));
+                }
+                if row.node_id == *n && (v.figures.by_category != sum.by_category || v.figures.holds != sum.holds) {
+                    return Err(format!("{n}: roll-up breakdowns differ from the sum of the summaries"));
+                }
             }
         }
         Ok(())

@@ -168,6 +168,8 @@ pub struct Mesh {
     /// The newest protocol version each node's build speaks: a link speaks
     /// the lower of its two ends' (what ALPN negotiation gives).
     pub(super) speaks: Vec<u32>,
+    /// The tree, which every engine's roll-up expects.
+    topology: Topology,
 }
 
 /// Simulated clock start: 2026-11-29 00:00 UTC, so that figures by day look real.
@@ -220,6 +222,7 @@ impl Mesh {
             in_transit: 0,
             healing: false,
             speaks: vec![crate::wire::PROTOCOL_VERSION; topology.offices.len()],
+            topology: topology.clone(),
         };
         for i in 0..mesh.nodes.len() {
             mesh.start_node(i);
@@ -256,6 +259,11 @@ impl Mesh {
         self.nodes[i].engine.as_ref()
     }
 
+    /// Is the link above node `i` (to its parent) connected?
+    pub fn link_connected(&self, i: usize) -> bool {
+        self.links.get(&i).is_some_and(|l| l.connected)
+    }
+
     pub fn parent_of(&self, i: usize) -> Option<usize> {
         self.nodes[i].parent
     }
@@ -267,8 +275,9 @@ impl Mesh {
 
     fn start_node(&mut self, i: usize) {
         let Some(kv) = self.nodes[i].down_kv.take() else { return };
-        let engine = Engine::open(self.nodes[i].id.clone(), kv, self.engine_cfg.clone(), self.now)
+        let mut engine = Engine::open(self.nodes[i].id.clone(), kv, self.engine_cfg.clone(), self.now)
             .unwrap_or_else(|e| panic!("open {}: {e}", self.nodes[i].id));
+        engine.expect_offices(&self.topology);
         self.nodes[i].engine = Some(engine);
         self.nodes[i].incarnation += 1;
         self.nodes[i].timer_at = None;

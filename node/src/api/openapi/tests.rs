@@ -83,6 +83,9 @@ fn mirrors_match_the_protocol() {
     assert_eq!(properties(figures::GroupFigures::schema()), keys_of(GroupFigures::default()));
     assert_eq!(properties(figures::MatterCounts::schema()), keys_of(MatterCounts::default()));
     assert_eq!(properties(figures::LinkStats::schema()), keys_of(LinkStats::default()));
+    use jobmesh_protocol::rollup::{InFlight, Reporting};
+    assert_eq!(properties(figures::InFlight::schema()), keys_of(InFlight::default()));
+    assert_eq!(properties(figures::Reporting::schema()), keys_of(Reporting::default()));
 }
 
 /// Each body's schema lists exactly the fields its handler accepts (less

@@ -235,6 +235,30 @@ pub mod figures {
         pub placements: i64,
     }
 
+    /// `jobmesh_protocol::rollup::InFlight`: records by kind, as counts.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub struct InFlight {
+        pub postings: i64,
+        pub workers: i64,
+        pub placements: i64,
+        pub fills: i64,
+    }
+
+    /// `jobmesh_protocol::rollup::Reporting`: counts over the whole subtree,
+    /// whatever depth of rows was asked for.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub struct Reporting {
+        /// Offices with a summary held here.
+        pub offices: u64,
+        /// Offices known to exist: the topology's subtree, plus any office
+        /// that reported or relays a report.
+        pub expected: u64,
+        pub stale: u64,
+        pub missing: u64,
+    }
+
     /// `jobmesh_protocol::figures::Breakdown`.
     #[derive(ToSchema)]
     #[allow(dead_code)]
