@@ -70,9 +70,17 @@ pub struct CaIssueArgs {
     /// Validity of the certificate, in days.
     #[arg(long, value_name = "N", default_value_t = pki::DEFAULT_NODE_DAYS)]
     pub days: u32,
+    /// Validity in seconds instead of days (for expiry drills and tests).
+    #[arg(long, value_name = "S", conflicts_with = "days")]
+    pub seconds: Option<u64>,
     /// Overwrite existing files.
     #[arg(long)]
     pub force: bool,
+    /// Renew: replace the office's certificate and key with new ones (a new
+    /// key and serial). A running node picks them up on its own within
+    /// seconds, or at once on SIGHUP.
+    #[arg(long)]
+    pub renew: bool,
 }
 
 fn parse_node_id(s: &str) -> Result<NodeId, String> {
@@ -90,8 +98,19 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
         }
         Command::Ca(CaCommand::Issue(args)) => {
             let ca = pki::load_ca(&args.dir)?;
-            let files = pki::issue_node_cert(&ca, &args.dir, &args.node, args.days, args.force)?;
+            let validity = match args.seconds {
+                Some(s) => pki::Validity::Seconds(s),
+                None => pki::Validity::Days(args.days),
+            };
+            let old = pki::node_cert_paths(&args.dir, &args.node);
+            if args.renew && !old.cert.exists() {
+                anyhow::bail!("{}: no certificate to renew; issue one without --renew", old.cert.display());
+            }
+            let files = pki::issue_node_cert_valid(&ca, &args.dir, &args.node, validity, args.force || args.renew)?;
             print_paths(&files);
+            if let Ok(info) = pki::describe_cert_file(&files.cert) {
+                eprintln!("{}: {info}", args.node);
+            }
             Ok(())
         }
         Command::Restore(args) => crate::ops::backup::restore(args),

@@ -113,9 +113,10 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         parent = %cfg.parent.as_ref().map(|p| format!("{} at {}", p.node_id, p.addr)).unwrap_or_else(|| "none (root)".into()),
         "node starting"
     );
+    let certs = crate::certs::CertState::new(tls, cfg.tls.clone());
     let transport = match Transport::start(
         sockets.udp,
-        &tls,
+        &certs,
         settings,
         state.clone(),
         stats.clone(),
@@ -138,8 +139,10 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         stale_after_s: cfg.stale_after_s,
         parent: cfg.parent.as_ref().map(|p| (p.node_id.clone(), p.addr.to_string())),
         transport: stats.clone(),
-        cert_not_after: tls.cert_not_after(),
+        certs: Some(certs.clone()),
     };
+    // SIGHUP and changed files reload the certificate, key and CA.
+    tracker.spawn(crate::certs::watch::run(certs.clone(), stop.clone()).in_current_span());
     let router = api::router(state.clone(), Arc::new(ctx));
     let api_stop = stop.clone();
     let mut api_task = tokio::spawn(
