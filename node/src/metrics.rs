@@ -171,6 +171,10 @@ pub struct CertSample {
     pub peers: Vec<(String, i64)>,
     pub reloads: u64,
     pub reloads_refused: u64,
+    /// Serials on the revocation list held.
+    pub revoked_serials: u64,
+    /// Revocation lists refused (bad signature, another CA, malformed).
+    pub lists_refused: u64,
 }
 
 /// A copy of the counters at one moment.
@@ -320,6 +324,14 @@ impl Metrics {
             counter.inc_by(v);
             reg.register(name, help, counter);
         }
+        let refused = Counter::<u64>::default();
+        refused.inc_by(c.lists_refused);
+        reg.register(
+            "revocation_lists_refused",
+            "Revocation lists refused: bad signature, another CA, malformed",
+            refused,
+        );
+        reg.register("revoked_serials", "Certificates on the revocation list held", gauge(c.revoked_serials));
 
         let connected = Family::<PeerLabels, Gauge>::default();
         let backlog = Family::<PeerLabels, Gauge>::default();

@@ -24,6 +24,8 @@ use rcgen::{
 pub const CA_CERT_FILE: &str = "ca.pem";
 /// The CA key's file name in a PKI folder (**contract**).
 pub const CA_KEY_FILE: &str = "ca.key";
+/// The revocation list's default file name in a PKI folder.
+pub const REVOCATIONS_FILE: &str = "revoked.crl";
 /// Scheme and authority of the URI that carries a node id in a certificate.
 pub const NODE_URI_PREFIX: &str = "jobmesh://node/";
 /// Validity of a new CA, in days.
@@ -367,7 +369,7 @@ fn create_dir(dir: &Path) -> Result<(), PkiError> {
 
 /// Write a whole file through a temporary name and a rename, so that a crash
 /// never leaves a half-written key or certificate under the real name.
-fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), PkiError> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), PkiError> {
     let io = |source| PkiError::Io { path: path.to_owned(), source };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));

@@ -113,7 +113,15 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         parent = %cfg.parent.as_ref().map(|p| format!("{} at {}", p.node_id, p.addr)).unwrap_or_else(|| "none (root)".into()),
         "node starting"
     );
-    let certs = crate::certs::CertState::new(tls, cfg.tls.clone());
+    let lists = crate::certs::revocation::ListState::new(&cfg.data_dir, cfg.revocations.clone());
+    let certs = crate::certs::CertState::new(tls, cfg.tls.clone(), lists);
+    // The list kept from an earlier run, then the one this node publishes.
+    if let Some(kept) = certs.revocations.kept_bytes() {
+        certs.offer_list(kept, "data dir");
+    }
+    if let Some(published) = certs.revocations.source_changed() {
+        certs.offer_list(published, "config revocations");
+    }
     let transport = match Transport::start(
         sockets.udp,
         &certs,

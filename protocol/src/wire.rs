@@ -42,8 +42,12 @@ pub const MIN_PROTOCOL_VERSION: u32 = 1;
 /// only on a protocol-2 link whose peer's hello set this bit (0.1.0 sets
 /// none).
 pub const CAP_RESTORE: u64 = 1;
+/// Capability bit: this node takes revocation lists
+/// ([`FrameV2::Revocations`]) from its parent and relays them to its
+/// children. Sent only on a protocol-2 link whose peer's hello set it.
+pub const CAP_REVOCATION: u64 = 4;
 /// Capability bits this build offers in its hello.
-pub const CAPABILITIES: u64 = CAP_RESTORE;
+pub const CAPABILITIES: u64 = CAP_RESTORE | CAP_REVOCATION;
 /// Largest frame body accepted, in bytes.
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 /// Most records in one batch.
@@ -95,6 +99,17 @@ pub enum FrameV2 {
     RestoreRequest(RestoreRequest),
     /// The parent's answer: one page of them.
     RestorePage(RestorePage),
+    /// A revocation list signed by the province CA, from a parent to a
+    /// child that set [`CAP_REVOCATION`]. Opaque here: the node checks its
+    /// signature against the CA certificates it trusts; the engine never
+    /// sees it.
+    Revocations(Revocations),
+}
+
+/// A signed revocation list, the bytes of its file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocations {
+    pub list: Vec<u8>,
 }
 
 /// A run of backfill: records from the sender's journal in `(from, through]`

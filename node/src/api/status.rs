@@ -120,9 +120,30 @@ pub struct StatusView {
     /// Bytes the store takes on disk.
     pub store_bytes: u64,
     pub certificate: Option<CertView>,
+    /// The revocation list this node holds.
+    pub revocations: Option<RevocationsView>,
     /// True after `jobmesh restore` until the office's own records are back
     /// from its parent (local writes answer 503 meanwhile).
     pub restoring: bool,
+}
+
+/// The revocation list as `/v1/status` shows it. A revoked office's
+/// records from before its link was closed stay; nothing it writes later
+/// gets in, because every link it presents that certificate on is refused.
+#[derive(Debug, Serialize)]
+pub struct RevocationsView {
+    /// When the CA signed the list held (ISO-8601 UTC); `null` if none.
+    pub issued_at: Option<String>,
+    pub revoked: Vec<RevokedView>,
+    /// Lists refused since start (bad signature, another CA, malformed).
+    pub lists_refused: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RevokedView {
+    pub serial: String,
+    pub node_id: Option<String>,
+    pub revoked_at: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -270,6 +291,8 @@ impl Api {
             peers: c.peer_certs().into_iter().map(|(id, p)| (id.to_string(), p.not_after - now_s)).collect(),
             reloads,
             reloads_refused,
+            revoked_serials: c.revoked().len() as u64,
+            lists_refused: c.revocations.refused(),
         }
     }
 }
@@ -308,7 +331,28 @@ pub async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<StatusView>> {
             reloads_refused,
         })
     });
+    let revocations = api.ctx.certs.as_ref().map(|c| {
+        let held = c.revocations.held();
+        RevocationsView {
+            issued_at: held.as_ref().map(|h| iso_time(h.list.issued_at_ms)),
+            revoked: held
+                .map(|h| {
+                    h.list
+                        .entries
+                        .into_iter()
+                        .map(|e| RevokedView {
+                            serial: e.serial,
+                            node_id: Some(e.node_id).filter(|n| !n.is_empty()),
+                            revoked_at: iso_time(e.revoked_at_ms),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            lists_refused: c.revocations.refused(),
+        }
+    });
     Ok(Json(StatusView {
+        revocations,
         node_id: api.state.me.clone(),
         parent,
         children,

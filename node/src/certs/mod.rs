@@ -19,8 +19,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use jobmesh_protocol::wire::{Frame, FrameV2, Revocations, CAP_REVOCATION};
 use jobmesh_protocol::NodeId;
 use rustls_pki_types::CertificateDer;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -62,8 +64,13 @@ pub struct PeerCert {
 struct LiveLink {
     peer: NodeId,
     serial: String,
+    tx: mpsc::Sender<Frame>,
     close: CancellationToken,
     close_reason: Arc<Mutex<Option<Closing>>>,
+    /// The capability bits of the peer's hello (0 until it arrives).
+    caps: u64,
+    /// The link's negotiated protocol version.
+    version: u32,
 }
 
 /// Why a reload was attempted.
@@ -93,6 +100,8 @@ pub struct CertState {
     apply: Mutex<Vec<Apply>>,
     reloads: AtomicU64,
     reloads_refused: AtomicU64,
+    /// The revocation list held, kept and read from the config.
+    pub revocations: revocation::ListState,
 }
 
 impl std::fmt::Debug for CertState {
@@ -103,7 +112,7 @@ impl std::fmt::Debug for CertState {
 
 impl CertState {
     /// The state of a node that loaded `tls` from `files`.
-    pub fn new(tls: NodeTls, files: TlsPaths) -> Arc<CertState> {
+    pub fn new(tls: NodeTls, files: TlsPaths, revocations: revocation::ListState) -> Arc<CertState> {
         let revoked = Arc::new(RevokedSet::default());
         let tls = tls.with_revoked(revoked.clone());
         let seen = fingerprint(&files).unwrap_or(0);
@@ -118,12 +127,18 @@ impl CertState {
             apply: Mutex::new(Vec::new()),
             reloads: AtomicU64::new(0),
             reloads_refused: AtomicU64::new(0),
+            revocations,
         })
     }
 
     /// The identity new handshakes use.
     pub fn current(&self) -> Arc<NodeTls> {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The certificate file this node loads.
+    pub fn cert_path(&self) -> &std::path::Path {
+        &self.files.cert
     }
 
     /// The serials every handshake refuses.
@@ -211,6 +226,7 @@ impl CertState {
         peer: &NodeId,
         certs: Option<&[CertificateDer<'static>]>,
         outbox: &crate::state::Outbox,
+        version: u32,
     ) -> LinkGuard {
         let leaf = certs.and_then(|c| c.first());
         let serial = leaf.and_then(serial_of).unwrap_or_default();
@@ -223,8 +239,11 @@ impl CertState {
         let link = LiveLink {
             peer: peer.clone(),
             serial,
+            tx: outbox.tx.clone(),
             close: outbox.close.clone(),
             close_reason: outbox.close_reason.clone(),
+            caps: 0,
+            version,
         };
         if revoked {
             // The list arrived between the handshake and now.
@@ -234,10 +253,129 @@ impl CertState {
         LinkGuard { state: self.clone(), gen }
     }
 
+    /// Close every live link whose peer's certificate is revoked now; mark
+    /// the peers' certificates. Returns how many links were closed.
+    fn enforce_revocations(&self) -> usize {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        for cert in peers.values_mut() {
+            cert.revoked = self.revoked.contains(&cert.serial);
+        }
+        drop(peers);
+        let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        let mut closed = 0;
+        for link in links.values() {
+            if self.revoked.contains(&link.serial) && !link.close.is_cancelled() {
+                close_revoked(link);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// Offer a signed revocation list (from `from`: the config's file, the
+    /// data dir, or the parent). It is checked against the CA certificates
+    /// this node trusts, never against who sent it; a newer valid list
+    /// replaces the one held, is kept in the data dir, closes live links to
+    /// revoked certificates and goes on to the children. Returns whether it
+    /// was taken.
+    pub fn offer_list(&self, bytes: Vec<u8>, from: &str) -> bool {
+        let tls = self.current();
+        let list = match revocation::verify(&bytes, tls.ca_certs()) {
+            Ok(l) => l,
+            Err(e) => {
+                self.revocations.count_refusal();
+                warn!(from, "revocation list refused: {e}");
+                return false;
+            }
+        };
+        let issued_at_ms = list.issued_at_ms;
+        let serials: std::collections::HashSet<String> = list.entries.iter().map(|e| e.serial.clone()).collect();
+        match self.revocations.take_if_newer(revocation::Held { list, bytes: bytes.clone() }) {
+            Ok(false) => return false,
+            Ok(true) => {}
+            Err(e) => {
+                warn!(from, "revocation list not applied: cannot keep it in the data dir: {e}");
+                return false;
+            }
+        }
+        let n = serials.len();
+        self.revoked.replace(serials);
+        let closed = self.enforce_revocations();
+        let mut sent = 0;
+        for (child, tx) in self.children_with(CAP_REVOCATION) {
+            if tx.try_send(revocations_frame(&bytes)).is_ok() {
+                sent += 1;
+            } else {
+                // A full outbox: the child gets the list at its next link-up.
+                warn!(peer = %child, "cannot queue the revocation list for the child now");
+            }
+        }
+        info!(
+            from,
+            issued_at = %iso_seconds((issued_at_ms / 1000) as i64),
+            serials = n,
+            links_closed = closed,
+            children = sent,
+            "revocation list applied"
+        );
+        true
+    }
+
+    /// Look at a frame from `peer` on link `gen` before the engine does:
+    /// note the hello's capabilities (and send a child that takes them the
+    /// list held), and take revocation lists, which are not the engine's.
+    /// Returns the frame if the engine should have it.
+    pub(crate) fn intercept(&self, peer: &NodeId, gen: u64, frame: Frame) -> Option<Frame> {
+        match frame {
+            Frame::V1(jobmesh_protocol::wire::FrameV1::Hello(ref h)) => {
+                let link = self.hello_seen(gen, h.capabilities);
+                if let (Some((tx, version)), Some(held)) = (link, self.revocations.held()) {
+                    if version >= 2 && h.capabilities & CAP_REVOCATION != 0 && self.node_id.is_parent_of(peer) {
+                        let _ = tx.try_send(revocations_frame(&held.bytes));
+                    }
+                }
+                Some(frame)
+            }
+            Frame::V2(FrameV2::Revocations(r)) => {
+                if peer.is_parent_of(&self.node_id) {
+                    self.offer_list(r.list, &format!("parent {peer}"));
+                } else {
+                    // Lists travel down the tree only.
+                    warn!(%peer, "ignoring a revocation list from a child");
+                }
+                None
+            }
+            other => Some(other),
+        }
+    }
+
+    /// The peer's hello on link `gen` carried `caps`.
+    fn hello_seen(&self, gen: u64, caps: u64) -> Option<(mpsc::Sender<Frame>, u32)> {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        let link = links.get_mut(&gen)?;
+        link.caps = caps;
+        Some((link.tx.clone(), link.version))
+    }
+
+    /// The outboxes of the live links to children whose hello carried
+    /// `cap`, on protocol 2 or later.
+    fn children_with(&self, cap: u64) -> Vec<(NodeId, mpsc::Sender<Frame>)> {
+        let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links
+            .values()
+            .filter(|l| l.caps & cap != 0 && l.version >= 2 && self.node_id.is_parent_of(&l.peer))
+            .map(|l| (l.peer.clone(), l.tx.clone()))
+            .collect()
+    }
+
     /// The peers' certificates as last presented, by peer.
     pub fn peer_certs(&self) -> BTreeMap<NodeId, PeerCert> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+}
+
+fn revocations_frame(bytes: &[u8]) -> Frame {
+    Frame::V2(FrameV2::Revocations(Revocations { list: bytes.to_vec() }))
 }
 
 fn close_revoked(link: &LiveLink) {

@@ -429,6 +429,20 @@ async fn dial_loop(endpoint: Endpoint, parent: ParentConfig, reconnect_max: Dura
     .await
 }
 
+/// "; this node's certificate (serial S) expired at T" when it has.
+fn own_expiry_note(certs: &CertState) -> String {
+    let tls = certs.current();
+    match tls.cert_not_after() {
+        Some(t) if t <= (crate::state::now_ms() / 1000) as i64 => format!(
+            "; this node's certificate {} (serial {}) expired at {}",
+            certs.cert_path().display(),
+            tls.serial(),
+            crate::certs::iso_seconds(t)
+        ),
+        _ => String::new(),
+    }
+}
+
 enum Dial {
     Shutdown,
     Linked { held: Duration, refused: bool },
@@ -483,7 +497,13 @@ async fn dial_once(endpoint: &Endpoint, parent: &ParentConfig, attempt: usize, c
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             let handshake = !matches!(e, ConnectionError::TimedOut | ConnectionError::Reset);
-            return Dial::Failed { what: link::describe_close(&e), handshake };
+            let mut what = link::describe_close(&e);
+            if handshake {
+                // The parent's alert does not say why; if it is our own
+                // certificate's age, say which one and since when.
+                what += &own_expiry_note(&ctx.certs);
+            }
+            return Dial::Failed { what, handshake };
         }
         Err(_) => return Dial::Failed { what: format!("no answer within {CONNECT_TIMEOUT:?}"), handshake: false },
     };
