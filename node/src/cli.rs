@@ -44,6 +44,28 @@ pub enum CaCommand {
     /// Issue an office's certificate and key, named after its id with '/' as
     /// '_' (gz/guiyang -> gz_guiyang.pem, gz_guiyang.key). Prints both paths.
     Issue(CaIssueArgs),
+    /// Revoke an office's current certificate (--node) or any certificate
+    /// by serial (--serial): adds it to the CA-signed revocation list
+    /// (default PKI/revoked.crl) and prints the list's path. Publish it at
+    /// the root (config key `revocations`); it travels down the tree.
+    Revoke(CaRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["node", "serial"])))]
+pub struct CaRevokeArgs {
+    /// The PKI folder holding ca.pem and ca.key.
+    #[arg(long, value_name = "PKI")]
+    pub dir: PathBuf,
+    /// Revoke the certificate this office has in the folder now.
+    #[arg(long, value_name = "ID", value_parser = parse_node_id)]
+    pub node: Option<NodeId>,
+    /// Revoke the certificate with this serial (hex, as /v1/status shows it).
+    #[arg(long, value_name = "HEX")]
+    pub serial: Option<String>,
+    /// The revocation list to extend (created if absent).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -70,9 +92,17 @@ pub struct CaIssueArgs {
     /// Validity of the certificate, in days.
     #[arg(long, value_name = "N", default_value_t = pki::DEFAULT_NODE_DAYS)]
     pub days: u32,
+    /// Validity in seconds instead of days (for expiry drills and tests).
+    #[arg(long, value_name = "S", conflicts_with = "days")]
+    pub seconds: Option<u64>,
     /// Overwrite existing files.
     #[arg(long)]
     pub force: bool,
+    /// Renew: replace the office's certificate and key with new ones (a new
+    /// key and serial). A running node picks them up on its own within
+    /// seconds, or at once on SIGHUP.
+    #[arg(long)]
+    pub renew: bool,
 }
 
 fn parse_node_id(s: &str) -> Result<NodeId, String> {
@@ -90,12 +120,74 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
         }
         Command::Ca(CaCommand::Issue(args)) => {
             let ca = pki::load_ca(&args.dir)?;
-            let files = pki::issue_node_cert(&ca, &args.dir, &args.node, args.days, args.force)?;
+            let validity = match args.seconds {
+                Some(s) => pki::Validity::Seconds(s),
+                None => pki::Validity::Days(args.days),
+            };
+            let old = pki::node_cert_paths(&args.dir, &args.node);
+            if args.renew && !old.cert.exists() {
+                anyhow::bail!("{}: no certificate to renew; issue one without --renew", old.cert.display());
+            }
+            let files = pki::issue_node_cert_valid(&ca, &args.dir, &args.node, validity, args.force || args.renew)?;
             print_paths(&files);
+            if let Ok(info) = pki::describe_cert_file(&files.cert) {
+                eprintln!("{}: {info}", args.node);
+            }
             Ok(())
         }
+        Command::Ca(CaCommand::Revoke(args)) => revoke(args),
         Command::Restore(args) => crate::ops::backup::restore(args),
     }
+}
+
+/// `jobmesh ca revoke`: extend (or start) the signed list and write it
+/// whole through a temporary file.
+fn revoke(args: CaRevokeArgs) -> anyhow::Result<()> {
+    use crate::certs::revocation::{self, RevocationList, Revoked};
+    let ca = pki::load_ca(&args.dir)?;
+    let out = args.out.unwrap_or_else(|| args.dir.join(pki::REVOCATIONS_FILE));
+    let cas: Vec<_> = rustls_pemfile::certs(&mut ca.cert_pem().as_bytes()).collect::<Result<_, _>>()?;
+    let mut list = match std::fs::read(&out) {
+        Ok(bytes) => revocation::verify(&bytes, &cas)
+            .with_context(|| format!("{}: the existing list does not belong to this CA", out.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => RevocationList { issued_at_ms: 0, entries: Vec::new() },
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", out.display())),
+    };
+    let (serial, node_id) = match (&args.node, &args.serial) {
+        (Some(node), _) => {
+            let cert = pki::node_cert_paths(&args.dir, node).cert;
+            let pem = std::fs::read(&cert).with_context(|| format!("cannot read {}", cert.display()))?;
+            let der = rustls_pemfile::certs(&mut pem.as_slice())
+                .next()
+                .with_context(|| format!("{}: no certificate in the file", cert.display()))??;
+            let serial =
+                crate::certs::serial_of(&der).with_context(|| format!("{}: not a certificate", cert.display()))?;
+            (serial, node.to_string())
+        }
+        (None, Some(s)) => {
+            let s = s.trim().trim_start_matches("0x").replace(':', "").to_ascii_lowercase();
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                anyhow::bail!("--serial {s:?}: expected hexadecimal digits");
+            }
+            (s, String::new())
+        }
+        (None, None) => anyhow::bail!("give --node or --serial"),
+    };
+    let now = crate::state::now_ms();
+    if !list.entries.iter().any(|e| e.serial == serial) {
+        list.entries.push(Revoked { serial: serial.clone(), node_id: node_id.clone(), revoked_at_ms: now });
+    }
+    // Later than the list it replaces, even if the clock went back.
+    list.issued_at_ms = now.max(list.issued_at_ms + 1);
+    let bytes = revocation::sign(&list, &ca.key_pem())?;
+    pki::write_file(&out, &bytes, false)?;
+    println!("{}", out.display());
+    eprintln!(
+        "revoked serial {serial}{}; the list holds {} certificate(s); publish it at the root (config key revocations)",
+        if node_id.is_empty() { String::new() } else { format!(" ({node_id})") },
+        list.entries.len()
+    );
+    Ok(())
 }
 
 fn print_paths(files: &pki::CertFiles) {

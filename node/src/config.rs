@@ -148,6 +148,9 @@ pub struct Config {
     pub stale_after_s: u64,
     /// Cap of the reconnect backoff towards the parent.
     pub reconnect_max_ms: u64,
+    /// A revocation list file (`jobmesh ca revoke`) this node publishes:
+    /// set at the root; the list travels down the tree from there.
+    pub revocations: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +166,7 @@ struct RawConfig {
     api_token_file: Option<String>,
     stale_after_s: Option<u64>,
     reconnect_max_ms: Option<u64>,
+    revocations: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -283,6 +287,8 @@ impl Config {
             return Err(p.err("reconnect_max_ms", format!("must be at least {MIN_RECONNECT_MAX_MS}")));
         }
 
+        let revocations = raw.revocations.as_deref().map(|r| p.path("revocations", r)).transpose()?;
+
         Ok(Config {
             file: file.to_owned(),
             node_id,
@@ -295,6 +301,7 @@ impl Config {
             api_token,
             stale_after_s,
             reconnect_max_ms,
+            revocations,
         })
     }
 

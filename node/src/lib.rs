@@ -2,6 +2,7 @@
 //! with sled, QUIC (quinn + rustls, mutual TLS) and an HTTP API (axum).
 
 pub mod api;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod deploy;

@@ -60,6 +60,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerOnlyLabels {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PeerLabels {
     peer: String,
     role: &'static str,
@@ -153,6 +158,23 @@ pub struct Scrape {
     pub transport: TransportSnapshot,
     /// Matter figures summed over this node's subtree.
     pub matters: jobmesh_protocol::matters::MatterFigures,
+    /// Certificates: expiry of this node's and its peers', reloads.
+    pub certs: CertSample,
+}
+
+/// Certificate figures at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct CertSample {
+    /// Seconds until this node's certificate expires (negative once expired).
+    pub own_expiry_s: Option<i64>,
+    /// Seconds until each peer's certificate (as last presented) expires.
+    pub peers: Vec<(String, i64)>,
+    pub reloads: u64,
+    pub reloads_refused: u64,
+    /// Serials on the revocation list held.
+    pub revoked_serials: u64,
+    /// Revocation lists refused (bad signature, another CA, malformed).
+    pub lists_refused: u64,
 }
 
 /// A copy of the counters at one moment.
@@ -274,6 +296,42 @@ impl Metrics {
             reg.register(name, help, c);
         }
         reg.register("transport_links_up", "QUIC links up now", gauge(t.links_up));
+
+        let c = &scrape.certs;
+        if let Some(s) = c.own_expiry_s {
+            let g = Gauge::<i64>::default();
+            g.set(s);
+            reg.register("cert_expiry_seconds", "Seconds until this node's certificate expires", g);
+        }
+        let peer_expiry = Family::<PeerOnlyLabels, Gauge>::default();
+        for (peer, s) in &c.peers {
+            peer_expiry.get_or_create(&PeerOnlyLabels { peer: peer.clone() }).set(*s);
+        }
+        reg.register(
+            "peer_cert_expiry_seconds",
+            "Seconds until the certificate each peer last presented expires",
+            peer_expiry,
+        );
+        for (name, help, v) in [
+            ("cert_reloads", "Reloads of the certificate, key and CA files that took effect", c.reloads),
+            (
+                "cert_reloads_refused",
+                "Reloads refused (file unreadable, not parsing, wrong node or key)",
+                c.reloads_refused,
+            ),
+        ] {
+            let counter = Counter::<u64>::default();
+            counter.inc_by(v);
+            reg.register(name, help, counter);
+        }
+        let refused = Counter::<u64>::default();
+        refused.inc_by(c.lists_refused);
+        reg.register(
+            "revocation_lists_refused",
+            "Revocation lists refused: bad signature, another CA, malformed",
+            refused,
+        );
+        reg.register("revoked_serials", "Certificates on the revocation list held", gauge(c.revoked_serials));
 
         let connected = Family::<PeerLabels, Gauge>::default();
         let backlog = Family::<PeerLabels, Gauge>::default();

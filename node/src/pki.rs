@@ -24,6 +24,8 @@ use rcgen::{
 pub const CA_CERT_FILE: &str = "ca.pem";
 /// The CA key's file name in a PKI folder (**contract**).
 pub const CA_KEY_FILE: &str = "ca.key";
+/// The revocation list's default file name in a PKI folder.
+pub const REVOCATIONS_FILE: &str = "revoked.crl";
 /// Scheme and authority of the URI that carries a node id in a certificate.
 pub const NODE_URI_PREFIX: &str = "jobmesh://node/";
 /// Validity of a new CA, in days.
@@ -51,6 +53,9 @@ pub enum PkiError {
     /// A validity outside 1..=[`MAX_DAYS`].
     #[error("a validity of {0} days is outside 1..={MAX_DAYS}")]
     Days(u32),
+    /// A validity in seconds of 0 or beyond [`MAX_DAYS`].
+    #[error("a validity of {0} seconds is outside 1 second..{MAX_DAYS} days")]
+    Seconds(u64),
     /// Key or certificate generation failed.
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
@@ -143,6 +148,11 @@ impl Ca {
 
     /// Issue a certificate for `node`, valid for `days`, with a fresh key.
     pub fn issue(&self, node: &NodeId, days: u32) -> Result<IssuedPem, PkiError> {
+        self.issue_valid(node, Validity::Days(days))
+    }
+
+    /// Issue a certificate for `node` with a fresh key and a random serial.
+    pub fn issue_valid(&self, node: &NodeId, validity: Validity) -> Result<IssuedPem, PkiError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -155,10 +165,46 @@ impl Ca {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
-        set_validity(&mut params, days)?;
+        // A random serial: a renewed certificate must differ from the one it
+        // replaces, so that a revocation of one never hits the other.
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&random_serial()));
+        match validity {
+            Validity::Days(days) => set_validity(&mut params, days)?,
+            Validity::Seconds(secs) => {
+                if secs == 0 || secs > u64::from(MAX_DAYS) * 86_400 {
+                    return Err(PkiError::Seconds(secs));
+                }
+                let now = time::OffsetDateTime::now_utc();
+                params.not_before = now - BACKDATE;
+                params.not_after = now + time::Duration::seconds(secs as i64);
+            }
+        }
         let cert = params.signed_by(&key, &self.cert, &self.key)?;
         Ok(IssuedPem { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
+}
+
+/// How long a new node certificate is valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    Days(u32),
+    /// For drills and tests of expiry: a certificate that expires within
+    /// the hour.
+    Seconds(u64),
+}
+
+/// 16 random bytes, the first one positive and non-zero in its top half so
+/// that the DER integer keeps all 16 bytes.
+fn random_serial() -> [u8; 16] {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
+        // No system randomness: fall back to the hasher's keys and the clock.
+        b[..8].copy_from_slice(&random_u64().to_le_bytes());
+        b[8..].copy_from_slice(&random_u64().to_le_bytes());
+    }
+    b[0] = (b[0] & 0x3f) | 0x40;
+    b
 }
 
 fn random_u64() -> u64 {
@@ -226,9 +272,24 @@ pub fn load_ca(dir: &Path) -> Result<Ca, PkiError> {
 
 /// `jobmesh ca issue`: write `node`'s certificate and key into `dir`.
 pub fn issue_node_cert(ca: &Ca, dir: &Path, node: &NodeId, days: u32, force: bool) -> Result<CertFiles, PkiError> {
+    issue_node_cert_valid(ca, dir, node, Validity::Days(days), force)
+}
+
+/// [`issue_node_cert`] with any [`Validity`]. A renewal is this with
+/// `force`: a new key and certificate under the same names. The key is
+/// written first; a node that reloads between the two writes sees a key
+/// that does not match its certificate, refuses it and keeps its old pair
+/// until the certificate follows (its watcher then loads both).
+pub fn issue_node_cert_valid(
+    ca: &Ca,
+    dir: &Path,
+    node: &NodeId,
+    validity: Validity,
+    force: bool,
+) -> Result<CertFiles, PkiError> {
     let files = node_cert_paths(dir, node);
     refuse_existing(&[&files.cert, &files.key], force)?;
-    let issued = ca.issue(node, days)?;
+    let issued = ca.issue_valid(node, validity)?;
     create_dir(dir)?;
     write_file(&files.key, issued.key_pem.as_bytes(), true)?;
     write_file(&files.cert, issued.cert_pem.as_bytes(), false)?;
@@ -253,6 +314,19 @@ pub fn node_id_of_cert(der: &[u8]) -> Result<NodeId, CertIdError> {
             .map_err(|source| CertIdError::BadId { uri: uri.to_string(), source }),
         many => Err(CertIdError::Several(many.iter().map(|s| s.to_string()).collect())),
     }
+}
+
+/// "serial S, valid until T" of a certificate file, for the CLI.
+pub fn describe_cert_file(path: &Path) -> Result<String, PkiError> {
+    let invalid = |problem: String| PkiError::Invalid { path: path.to_owned(), problem };
+    let pem = std::fs::read(path).map_err(|source| PkiError::Io { path: path.to_owned(), source })?;
+    let der = rustls_pemfile::certs(&mut pem.as_slice())
+        .next()
+        .ok_or_else(|| invalid("no certificate in the file".into()))?
+        .map_err(|e| invalid(e.to_string()))?;
+    let serial = crate::certs::serial_of(&der).ok_or_else(|| invalid("not an X.509 certificate".into()))?;
+    let (_, not_after) = crate::certs::validity_of(&der).unwrap_or((0, 0));
+    Ok(format!("serial {serial}, valid until {}", crate::certs::iso_seconds(not_after)))
 }
 
 fn ca_public_key(path: &Path, pem: &str) -> Result<Vec<u8>, PkiError> {
@@ -295,7 +369,7 @@ fn create_dir(dir: &Path) -> Result<(), PkiError> {
 
 /// Write a whole file through a temporary name and a rename, so that a crash
 /// never leaves a half-written key or certificate under the real name.
-fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), PkiError> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), PkiError> {
     let io = |source| PkiError::Io { path: path.to_owned(), source };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));

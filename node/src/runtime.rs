@@ -118,9 +118,18 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         parent = %cfg.parent.as_ref().map(|p| format!("{} at {}", p.node_id, p.addr)).unwrap_or_else(|| "none (root)".into()),
         "node starting"
     );
+    let lists = crate::certs::revocation::ListState::new(&cfg.data_dir, cfg.revocations.clone());
+    let certs = crate::certs::CertState::new(tls, cfg.tls.clone(), lists);
+    // The list kept from an earlier run, then the one this node publishes.
+    if let Some(kept) = certs.revocations.kept_bytes() {
+        certs.offer_list(kept, "data dir");
+    }
+    if let Some(published) = certs.revocations.source_changed() {
+        certs.offer_list(published, "config revocations");
+    }
     let transport = match Transport::start(
         sockets.udp,
-        &tls,
+        &certs,
         settings,
         state.clone(),
         stats.clone(),
@@ -143,8 +152,10 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         stale_after_s: cfg.stale_after_s,
         parent: cfg.parent.as_ref().map(|p| (p.node_id.clone(), p.addr.to_string())),
         transport: stats.clone(),
-        cert_not_after: tls.cert_not_after(),
+        certs: Some(certs.clone()),
     };
+    // SIGHUP and changed files reload the certificate, key and CA.
+    tracker.spawn(crate::certs::watch::run(certs.clone(), stop.clone()).in_current_span());
     let router = api::router(state.clone(), Arc::new(ctx));
     let api_stop = stop.clone();
     let mut api_task = tokio::spawn(

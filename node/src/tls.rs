@@ -28,6 +28,7 @@ use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
+use crate::certs::revocation::RevokedSet;
 use crate::config::{Config, ConfigError};
 use crate::pki::{node_id_of_cert, CertIdError};
 
@@ -81,6 +82,12 @@ pub struct NodeTls {
     roots: Arc<RootCertStore>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    /// The CA certificates as loaded (DER), several during a CA rollover:
+    /// revocation lists are checked against them.
+    ca_certs: Vec<CertificateDer<'static>>,
+    /// Serials refused at every handshake; shared by every config this node
+    /// builds, so that a new list takes effect without rebuilding them.
+    revoked: Arc<RevokedSet>,
 }
 
 impl fmt::Debug for NodeTls {
@@ -116,9 +123,13 @@ impl NodeTls {
     pub fn from_pem(node_id: &NodeId, ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<NodeTls, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
 
+        // The file may hold several CA certificates (a rollover trusts the
+        // old and the new CA until every office has a new certificate).
         let mut roots = RootCertStore::empty();
+        let mut ca_certs = Vec::new();
         for der in rustls_pemfile::certs(&mut &ca_pem[..]) {
             let der = der.map_err(|e| TlsError::CaCert(format!("not a PEM file: {e}")))?;
+            ca_certs.push(der.clone());
             roots.add(der).map_err(|e| TlsError::CaCert(format!("not a usable CA certificate: {e}")))?;
         }
         if roots.is_empty() {
@@ -140,7 +151,15 @@ impl NodeTls {
         rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
             .map_err(|e| TlsError::Key(format!("does not belong to the certificate ({e})")))?;
 
-        let tls = NodeTls { node_id: node_id.clone(), provider, roots: Arc::new(roots), chain, key };
+        let tls = NodeTls {
+            node_id: node_id.clone(),
+            provider,
+            roots: Arc::new(roots),
+            chain,
+            key,
+            ca_certs,
+            revoked: Arc::new(RevokedSet::default()),
+        };
         tls.check_own_chain()?;
         Ok(tls)
     }
@@ -179,6 +198,23 @@ impl NodeTls {
         Some(cert.validity().not_after.timestamp())
     }
 
+    /// This node's certificate's serial number, lowercase hex.
+    pub fn serial(&self) -> String {
+        crate::certs::serial_of(&self.chain[0]).unwrap_or_default()
+    }
+
+    /// The CA certificates this node trusts (DER).
+    pub fn ca_certs(&self) -> &[CertificateDer<'static>] {
+        &self.ca_certs
+    }
+
+    /// Share `revoked` with every config built from now on (a reloaded
+    /// identity keeps the running node's revocations).
+    pub fn with_revoked(mut self, revoked: Arc<RevokedSet>) -> NodeTls {
+        self.revoked = revoked;
+        self
+    }
+
     /// The node id the certificate carries (equal to the config's).
     pub fn node_id(&self) -> &NodeId {
         &self.node_id
@@ -207,7 +243,7 @@ impl NodeTls {
     /// CA and names a direct child of this node.
     pub fn server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
         let webpki = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), self.provider.clone()).build()?;
-        let verifier = Arc::new(ChildVerifier { me: self.node_id.clone(), webpki });
+        let verifier = Arc::new(ChildVerifier { me: self.node_id.clone(), webpki, revoked: self.revoked.clone() });
         let mut cfg = rustls::ServerConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
@@ -227,6 +263,7 @@ impl NodeTls {
             parent: parent.clone(),
             roots: self.roots.clone(),
             provider: self.provider.clone(),
+            revoked: self.revoked.clone(),
         });
         let mut cfg = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -266,6 +303,45 @@ impl fmt::Display for WrongPeer {
 
 impl std::error::Error for WrongPeer {}
 
+/// Refuse a certificate whose serial the node's revocation list names.
+fn check_revoked(revoked: &RevokedSet, cert: &CertificateDer<'_>, peer: &NodeId) -> Result<(), rustls::Error> {
+    let serial = crate::certs::serial_of(cert).unwrap_or_default();
+    if revoked.contains(&serial) {
+        return Err(refuse(format!("the certificate of {peer} (serial {serial}) is revoked")));
+    }
+    Ok(())
+}
+
+/// An expired (or not yet valid) certificate's error names whose
+/// certificate it is and when it stopped (or starts) being valid, so that
+/// the operator on either side knows which file to replace.
+fn explain_expiry(e: rustls::Error, cert: &CertificateDer<'_>, peer: &NodeId) -> rustls::Error {
+    let expired = matches!(
+        e,
+        rustls::Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. })
+    );
+    let early = matches!(
+        e,
+        rustls::Error::InvalidCertificate(CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. })
+    );
+    if !expired && !early {
+        return e;
+    }
+    let serial = crate::certs::serial_of(cert).unwrap_or_default();
+    let (not_before, not_after) = crate::certs::validity_of(cert).unwrap_or((0, 0));
+    if expired {
+        refuse(format!(
+            "the certificate of {peer} (serial {serial}) expired at {}",
+            crate::certs::iso_seconds(not_after)
+        ))
+    } else {
+        refuse(format!(
+            "the certificate of {peer} (serial {serial}) is not valid before {}",
+            crate::certs::iso_seconds(not_before)
+        ))
+    }
+}
+
 fn refuse(problem: String) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(WrongPeer(problem)))))
 }
@@ -276,6 +352,7 @@ fn refuse(problem: String) -> rustls::Error {
 struct ChildVerifier {
     me: NodeId,
     webpki: Arc<dyn ClientCertVerifier>,
+    revoked: Arc<RevokedSet>,
 }
 
 impl ClientCertVerifier for ChildVerifier {
@@ -289,11 +366,13 @@ impl ClientCertVerifier for ChildVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.webpki.verify_client_cert(end_entity, intermediates, now)?;
+        let verdict = self.webpki.verify_client_cert(end_entity, intermediates, now);
         let peer = node_id_of_cert(end_entity).map_err(|e| refuse(e.to_string()))?;
+        verdict.map_err(|e| explain_expiry(e, end_entity, &peer))?;
         if !self.me.is_parent_of(&peer) {
             return Err(refuse(format!("the client's certificate is for {peer}, which is not a child of {}", self.me)));
         }
+        check_revoked(&self.revoked, end_entity, &peer)?;
         Ok(ClientCertVerified::assertion())
     }
 
@@ -327,6 +406,7 @@ struct ParentVerifier {
     parent: NodeId,
     roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
+    revoked: Arc<RevokedSet>,
 }
 
 impl ServerCertVerifier for ParentVerifier {
@@ -339,20 +419,22 @@ impl ServerCertVerifier for ParentVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let cert = ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
+        let verdict = rustls::client::verify_server_cert_signed_by_trust_anchor(
             &cert,
             &self.roots,
             intermediates,
             now,
             self.provider.signature_verification_algorithms.all,
-        )?;
+        );
         let peer = node_id_of_cert(end_entity).map_err(|e| refuse(e.to_string()))?;
+        verdict.map_err(|e| explain_expiry(e, end_entity, &peer))?;
         if peer != self.parent {
             return Err(refuse(format!(
                 "the server's certificate is for {peer}, but the configured parent is {}",
                 self.parent
             )));
         }
+        check_revoked(&self.revoked, end_entity, &peer)?;
         Ok(ServerCertVerified::assertion())
     }
 

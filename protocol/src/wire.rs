@@ -46,8 +46,12 @@ pub const CAP_RESTORE: u64 = 1;
 /// each summary in the batch that follows has been held on its way (see
 /// `rollup`). Sent only on a protocol-2 link whose peer's hello set it.
 pub const CAP_CLOCK: u64 = 2;
+/// Capability bit: this node takes revocation lists
+/// ([`FrameV2::Revocations`]) from its parent and relays them to its
+/// children. Sent only on a protocol-2 link whose peer's hello set it.
+pub const CAP_REVOCATION: u64 = 4;
 /// Capability bits this build offers in its hello.
-pub const CAPABILITIES: u64 = CAP_RESTORE | CAP_CLOCK;
+pub const CAPABILITIES: u64 = CAP_RESTORE | CAP_CLOCK | CAP_REVOCATION;
 /// Most entries in one [`SummaryAges`] frame (one per summary of a batch).
 pub const MAX_SUMMARY_AGES: usize = MAX_BATCH_RECORDS;
 /// Largest frame body accepted, in bytes.
@@ -107,6 +111,17 @@ pub enum FrameV2 {
     /// The receiver dates them `its now - age_ms`, so freshness is measured
     /// by durations on each hop's clock, never by another machine's time.
     SummaryAges(SummaryAges),
+    /// A revocation list signed by the province CA, from a parent to a
+    /// child that set [`CAP_REVOCATION`]. Opaque here: the node checks its
+    /// signature against the CA certificates it trusts; the engine never
+    /// sees it.
+    Revocations(Revocations),
+}
+
+/// A signed revocation list, the bytes of its file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocations {
+    pub list: Vec<u8>,
 }
 
 /// See [`FrameV2::SummaryAges`].

@@ -306,6 +306,19 @@ impl Mesh {
         s
     }
 
+    /// The node's process id while it runs.
+    pub fn pid(&self, id: &str) -> Option<u32> {
+        self.node(id).child.as_ref().map(|c| c.id())
+    }
+
+    /// Send `signal` (a `kill` name such as `HUP`) to the node's process,
+    /// by pid. Panics if it is not running or `kill` fails.
+    pub fn signal(&self, id: &str, signal: &str) {
+        let pid = self.pid(id).unwrap_or_else(|| panic!("node {id} is not running")).to_string();
+        let sent = Command::new("kill").args([&format!("-{signal}"), &pid]).status();
+        assert!(matches!(sent, Ok(s) if s.success()), "kill -{signal} {pid} ({id}) failed: {sent:?}");
+    }
+
     /// Is the node's process alive right now (reaps it if it exited)?
     pub fn is_alive(&mut self, id: &str) -> bool {
         self.exited(id).is_none() && self.node(id).child.is_some()

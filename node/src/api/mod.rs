@@ -73,8 +73,9 @@ pub struct ApiContext {
     pub parent: Option<(NodeId, String)>,
     /// Transport counters kept by the QUIC side.
     pub transport: Arc<crate::transport::TransportStats>,
-    /// This node's certificate's expiry (Unix seconds), for `/v1/status`.
-    pub cert_not_after: Option<i64>,
+    /// This node's and its peers' certificates, for `/v1/status` and
+    /// `/metrics`.
+    pub certs: Option<Arc<crate::certs::CertState>>,
 }
 
 impl Default for ApiContext {
@@ -85,7 +86,7 @@ impl Default for ApiContext {
             stale_after_s: DEFAULT_STALE_AFTER_S,
             parent: None,
             transport: Arc::new(crate::transport::TransportStats::new()),
-            cert_not_after: None,
+            certs: None,
         }
     }
 }

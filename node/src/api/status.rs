@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 use super::error::ApiResult;
 use super::views::iso_time;
 use super::{blocking, Api};
-use crate::metrics::{LinkSample, OfficeSample, Scrape};
+use crate::metrics::{CertSample, LinkSample, OfficeSample, Scrape};
 
 /// Shortest time a count is reused.
 pub const MIN_CACHE: Duration = Duration::from_secs(2);
@@ -65,6 +65,23 @@ pub struct LinkView {
     pub name_zh: Option<String>,
     #[schema(value_type = super::openapi::types::figures::LinkStats)]
     pub stats: LinkStats,
+    /// The certificate the peer presented at its last handshake with this
+    /// node since it started; `null` if none.
+    pub certificate: Option<PeerCertView>,
+}
+
+/// A peer's certificate as this node last saw it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PeerCertView {
+    /// Serial number, lowercase hex.
+    pub serial: String,
+    /// ISO-8601 UTC.
+    pub not_after: String,
+    /// Whole days left (negative once expired).
+    pub days_left: i64,
+    /// The serial is on this node's revocation list: the peer's links are
+    /// refused until it has a new certificate.
+    pub revoked: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,6 +102,13 @@ pub struct CertView {
     pub not_after: String,
     /// Whole days left (negative once expired).
     pub days_left: i64,
+    /// Serial number of the certificate new handshakes present, lowercase hex.
+    pub serial: String,
+    /// CA certificates trusted (two during a CA rollover).
+    pub trusted_cas: usize,
+    /// Reloads of the TLS files that took effect / were refused since start.
+    pub reloads: u64,
+    pub reloads_refused: u64,
 }
 
 /// The `GET /v1/status` body.
@@ -99,9 +123,30 @@ pub struct StatusView {
     /// Bytes the store takes on disk.
     pub store_bytes: u64,
     pub certificate: Option<CertView>,
+    /// The revocation list this node holds.
+    pub revocations: Option<RevocationsView>,
     /// True after `jobmesh restore` until the office's own records are back
     /// from its parent (local writes answer 503 meanwhile).
     pub restoring: bool,
+}
+
+/// The revocation list as `/v1/status` shows it. A revoked office's
+/// records from before its link was closed stay; nothing it writes later
+/// gets in, because every link it presents that certificate on is refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevocationsView {
+    /// When the CA signed the list held (ISO-8601 UTC); `null` if none.
+    pub issued_at: Option<String>,
+    pub revoked: Vec<RevokedView>,
+    /// Lists refused since start (bad signature, another CA, malformed).
+    pub lists_refused: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedView {
+    pub serial: String,
+    pub node_id: Option<String>,
+    pub revoked_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -219,7 +264,37 @@ impl Api {
             name: self.office(&p.id).map(|o| o.name.clone()).filter(|s| !s.is_empty()),
             name_zh: self.office(&p.id).map(|o| o.name_zh.clone()).filter(|s| !s.is_empty()),
             stats: p.stats,
+            certificate: self.peer_cert(&p.id),
             node_id: p.id,
+        }
+    }
+
+    fn peer_cert(&self, peer: &NodeId) -> Option<PeerCertView> {
+        let certs = self.ctx.certs.as_ref()?;
+        let c = certs.peer_certs().remove(peer)?;
+        let now_s = (crate::state::now_ms() / 1000) as i64;
+        Some(PeerCertView {
+            serial: c.serial,
+            not_after: crate::certs::iso_seconds(c.not_after),
+            days_left: (c.not_after - now_s).div_euclid(86_400),
+            revoked: c.revoked,
+        })
+    }
+}
+
+impl Api {
+    /// Certificate expiry and reload counters for `/metrics`.
+    fn cert_sample(&self) -> CertSample {
+        let Some(c) = self.ctx.certs.as_ref() else { return CertSample::default() };
+        let now_s = (crate::state::now_ms() / 1000) as i64;
+        let (reloads, reloads_refused) = c.reload_counts();
+        CertSample {
+            own_expiry_s: c.current().cert_not_after().map(|t| t - now_s),
+            peers: c.peer_certs().into_iter().map(|(id, p)| (id.to_string(), p.not_after - now_s)).collect(),
+            reloads,
+            reloads_refused,
+            revoked_serials: c.revoked().len() as u64,
+            lists_refused: c.revocations.refused(),
         }
     }
 }
@@ -256,11 +331,41 @@ pub async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<StatusView>> {
     let api2 = api.clone();
     let store_bytes = blocking(move || api2.state.kv.size_on_disk()).await?;
     let now_s = (crate::state::now_ms() / 1000) as i64;
-    let certificate = api
-        .ctx
-        .cert_not_after
-        .map(|t| CertView { not_after: iso_time(t.max(0) as u64 * 1000), days_left: (t - now_s).div_euclid(86_400) });
+    let certificate = api.ctx.certs.as_ref().and_then(|c| {
+        let tls = c.current();
+        let t = tls.cert_not_after()?;
+        let (reloads, reloads_refused) = c.reload_counts();
+        Some(CertView {
+            not_after: iso_time(t.max(0) as u64 * 1000),
+            days_left: (t - now_s).div_euclid(86_400),
+            serial: tls.serial(),
+            trusted_cas: tls.ca_certs().len(),
+            reloads,
+            reloads_refused,
+        })
+    });
+    let revocations = api.ctx.certs.as_ref().map(|c| {
+        let held = c.revocations.held();
+        RevocationsView {
+            issued_at: held.as_ref().map(|h| iso_time(h.list.issued_at_ms)),
+            revoked: held
+                .map(|h| {
+                    h.list
+                        .entries
+                        .into_iter()
+                        .map(|e| RevokedView {
+                            serial: e.serial,
+                            node_id: Some(e.node_id).filter(|n| !n.is_empty()),
+                            revoked_at: iso_time(e.revoked_at_ms),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            lists_refused: c.revocations.refused(),
+        }
+    });
     Ok(Json(StatusView {
+        revocations,
         node_id: api.state.me.clone(),
         parent,
         children,
@@ -339,6 +444,7 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> ApiResult<impl IntoResponse
         durable_seq,
         transport: api.ctx.transport.snapshot(),
         matters,
+        certs: api.cert_sample(),
     };
     let body = api.state.metrics.render(&scrape);
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))

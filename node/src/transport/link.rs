@@ -100,6 +100,10 @@ pub(super) async fn run(
 
     let version = negotiated_version(&conn);
     info!(protocol = version, "protocol negotiated");
+    // Registered for the session's length: the peer's certificate (status,
+    // metrics, revocation) and a way to close the link if it is revoked.
+    let certs = conn.peer_identity().and_then(|i| i.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>().ok());
+    let _cert_link = ctx.certs.link_up(gen, &peer, certs.as_deref().map(|c| c.as_slice()), &outbox, version);
     let end = if !ctx.state.send(Input::LinkUp { peer: peer.clone(), version, outbox }).await {
         LinkEnd::Shutdown
     } else {
@@ -246,6 +250,8 @@ async fn read_loop(
             // the engine's state for the peer's newer link.
             return LinkEnd::ClosedByNode("closing".into());
         }
+        // Hellos are noted and revocation lists taken by the certificate side.
+        let Some(frame) = ctx.certs.intercept(peer, conn, frame) else { continue };
         if !ctx.state.send(Input::Frame { peer: peer.clone(), conn, frame }).await {
             return LinkEnd::Shutdown;
         }

@@ -41,6 +41,7 @@ pub use backoff::Backoff;
 pub use link::REPLACED;
 pub use stats::{TransportSnapshot, TransportStats};
 
+use crate::certs::CertState;
 use crate::config::{ParentConfig, PeerAddr};
 use crate::state::NodeState;
 use crate::tls::{NodeTls, TlsError, SERVER_NAME};
@@ -130,6 +131,8 @@ pub enum TransportError {
 /// What every link task of one node shares.
 pub(crate) struct LinkCtx {
     state: Arc<NodeState>,
+    /// The identity for new handshakes, peers' certificates, revocations.
+    certs: Arc<CertState>,
     stats: Arc<TransportStats>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -197,7 +200,7 @@ impl Transport {
     /// when `shutdown` is cancelled; see [`Transport::close`].
     pub fn start(
         udp: std::net::UdpSocket,
-        tls: &NodeTls,
+        certs: &Arc<CertState>,
         settings: TransportSettings,
         state: Arc<NodeState>,
         stats: Arc<TransportStats>,
@@ -206,8 +209,13 @@ impl Transport {
     ) -> Result<Transport, TransportError> {
         let addr = udp.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
         let endpoint_err = |source| TransportError::Endpoint { addr: addr.clone(), source };
-        let server = if settings.accept { Some(server_config(tls)?) } else { None };
-        let client = settings.parent.as_ref().map(|p| client_config(tls, &p.node_id)).transpose()?;
+        let tls = certs.current();
+        let server = if settings.accept { Some(server_config(&tls)?) } else { None };
+        // Checked here so that a config rustls refuses stops the start; the
+        // dial loop builds a new one per attempt from the current identity.
+        if let Some(p) = &settings.parent {
+            client_config(&tls, &p.node_id)?;
+        }
         udp.set_nonblocking(true).map_err(endpoint_err)?;
         let runtime = quinn::default_runtime()
             .ok_or_else(|| endpoint_err(std::io::Error::other("no async runtime found for quinn")))?;
@@ -215,8 +223,19 @@ impl Transport {
         let mut endpoint_cfg = quinn::EndpointConfig::new(Arc::new(reset_key));
         endpoint_cfg.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
         let endpoint = Endpoint::new(endpoint_cfg, server, udp, runtime).map_err(endpoint_err)?;
+        if settings.accept {
+            // A reloaded identity serves every handshake from then on;
+            // connections already up keep theirs.
+            let endpoint = endpoint.clone();
+            certs.on_reload(move |tls| {
+                let cfg = server_config(tls).map_err(|e| e.to_string())?;
+                endpoint.set_server_config(Some(cfg));
+                Ok(())
+            });
+        }
         let ctx = Arc::new(LinkCtx {
             state,
+            certs: certs.clone(),
             stats,
             shutdown,
             tracker: tracker.clone(),
@@ -226,10 +245,8 @@ impl Transport {
         if settings.accept {
             tracker.spawn(accept_loop(endpoint.clone(), ctx.clone()).in_current_span());
         }
-        if let (Some(parent), Some(client)) = (settings.parent, client) {
-            tracker.spawn(
-                dial_loop(endpoint.clone(), client, parent, settings.reconnect_max, ctx.clone()).in_current_span(),
-            );
+        if let Some(parent) = settings.parent {
+            tracker.spawn(dial_loop(endpoint.clone(), parent, settings.reconnect_max, ctx.clone()).in_current_span());
         }
         Ok(Transport { endpoint, ctx })
     }
@@ -352,13 +369,7 @@ async fn accept_one(incoming: quinn::Incoming, ctx: &LinkCtx) {
     .await
 }
 
-async fn dial_loop(
-    endpoint: Endpoint,
-    client: quinn::ClientConfig,
-    parent: ParentConfig,
-    reconnect_max: Duration,
-    ctx: Arc<LinkCtx>,
-) {
+async fn dial_loop(endpoint: Endpoint, parent: ParentConfig, reconnect_max: Duration, ctx: Arc<LinkCtx>) {
     let span = info_span!("link", peer = %parent.node_id);
     async {
         let mut backoff = Backoff::new(RECONNECT_INITIAL, reconnect_max);
@@ -369,7 +380,7 @@ async fn dial_loop(
         while !ctx.shutdown.is_cancelled() {
             ctx.stats.dial_attempt();
             attempt = attempt.wrapping_add(1);
-            let delay = match dial_once(&endpoint, &client, &parent, attempt, &ctx).await {
+            let delay = match dial_once(&endpoint, &parent, attempt, &ctx).await {
                 Dial::Shutdown => return,
                 Dial::Linked { held, refused } => {
                     last_failure = None;
@@ -418,6 +429,20 @@ async fn dial_loop(
     .await
 }
 
+/// "; this node's certificate (serial S) expired at T" when it has.
+fn own_expiry_note(certs: &CertState) -> String {
+    let tls = certs.current();
+    match tls.cert_not_after() {
+        Some(t) if t <= (crate::state::now_ms() / 1000) as i64 => format!(
+            "; this node's certificate {} (serial {}) expired at {}",
+            certs.cert_path().display(),
+            tls.serial(),
+            crate::certs::iso_seconds(t)
+        ),
+        _ => String::new(),
+    }
+}
+
 enum Dial {
     Shutdown,
     Linked { held: Duration, refused: bool },
@@ -445,13 +470,7 @@ async fn resolve(endpoint: &Endpoint, addr: &PeerAddr, attempt: usize) -> Result
     Ok(usable[attempt % usable.len()])
 }
 
-async fn dial_once(
-    endpoint: &Endpoint,
-    client: &quinn::ClientConfig,
-    parent: &ParentConfig,
-    attempt: usize,
-    ctx: &LinkCtx,
-) -> Dial {
+async fn dial_once(endpoint: &Endpoint, parent: &ParentConfig, attempt: usize, ctx: &LinkCtx) -> Dial {
     let addr = tokio::select! {
         a = resolve(endpoint, &parent.addr, attempt) => a,
         _ = ctx.shutdown.cancelled() => return Dial::Shutdown,
@@ -460,7 +479,13 @@ async fn dial_once(
         Ok(a) => a,
         Err(what) => return Dial::Failed { what, handshake: false },
     };
-    let connecting = match endpoint.connect_with(client.clone(), addr, SERVER_NAME) {
+    // Built per attempt, so that a reloaded certificate, key or CA bundle is
+    // what the next handshake presents and checks against.
+    let client = match client_config(&ctx.certs.current(), &parent.node_id) {
+        Ok(c) => c,
+        Err(e) => return Dial::Failed { what: e.to_string(), handshake: true },
+    };
+    let connecting = match endpoint.connect_with(client, addr, SERVER_NAME) {
         Ok(c) => c,
         Err(e) => return Dial::Failed { what: e.to_string(), handshake: false },
     };
@@ -472,7 +497,13 @@ async fn dial_once(
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             let handshake = !matches!(e, ConnectionError::TimedOut | ConnectionError::Reset);
-            return Dial::Failed { what: link::describe_close(&e), handshake };
+            let mut what = link::describe_close(&e);
+            if handshake {
+                // The parent's alert does not say why; if it is our own
+                // certificate's age, say which one and since when.
+                what += &own_expiry_note(&ctx.certs);
+            }
+            return Dial::Failed { what, handshake };
         }
         Err(_) => return Dial::Failed { what: format!("no answer within {CONNECT_TIMEOUT:?}"), handshake: false },
     };

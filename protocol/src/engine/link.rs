@@ -294,6 +294,8 @@ impl<K: Kv> Engine<K> {
             Frame::V2(FrameV2::BackfillAck(a)) => self.on_backfill_ack(peer, a).map_err(LinkError::from),
             Frame::V2(FrameV2::RestoreRequest(r)) => self.on_restore_request(peer, r),
             Frame::V2(FrameV2::RestorePage(p)) => self.on_restore_page(peer, p),
+            // Certificate business: the node takes these before the engine.
+            Frame::V2(FrameV2::Revocations(_)) => Ok(()),
             Frame::V2(FrameV2::SummaryAges(a)) => {
                 self.on_summary_ages(peer, a);
                 Ok(())
