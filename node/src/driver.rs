@@ -558,7 +558,11 @@ impl Driver {
             }
         }
         match Engine::open(self.me.clone(), self.kv.clone(), self.cfg.clone(), now_ms()) {
-            Ok(engine) => {
+            Ok(mut engine) => {
+                // The fallbacks were checked when the node started.
+                if let Err(e) = engine.set_fallbacks(self.engine.fallbacks().to_vec()) {
+                    warn!(error = %e, "the reopened engine refused the fallbacks");
+                }
                 self.engine = engine;
                 self.health = StoreHealth::Ok;
                 info!(last_seq = self.engine.last_seq(), "the store has recovered: accepting writes and links again");

@@ -88,8 +88,12 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
     let (kv, store, verified_in) =
         crate::store_check::open_checked(&cfg.data_dir).map_err(|e| cfg.error("data_dir", e))?;
     info!(records = store.records, journal = store.journal, ms = verified_in.as_millis() as u64, "store checked");
-    let engine = Engine::open(cfg.node_id.clone(), kv.clone(), EngineConfig::default(), now_ms())
+    let mut engine = Engine::open(cfg.node_id.clone(), kv.clone(), EngineConfig::default(), now_ms())
         .map_err(|e| cfg.error("data_dir", format!("{}: {e}", cfg.data_dir.display())))?;
+    engine
+        .set_fallbacks(cfg.fallbacks.iter().map(|f| f.node_id.clone()).collect())
+        .map_err(|e| cfg.error("fallback", e))?;
+    let failover = Arc::new(crate::transport::FailoverState::new());
     let (state, host) = driver::start(engine, kv, Arc::new(Metrics::new()), driver::HostConfig::default())
         .context("cannot start the engine thread")?;
     let stats = Arc::new(TransportStats::new());
@@ -104,6 +108,9 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         accept: cfg.listen.is_some(),
         parent: cfg.parent.clone(),
         reconnect_max: Duration::from_millis(cfg.reconnect_max_ms),
+        fallbacks: cfg.fallbacks.clone(),
+        failover_after: Duration::from_secs(cfg.failover_after_s),
+        failover: failover.clone(),
     };
     let show = |a: std::io::Result<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|e| e.to_string());
     info!(
@@ -139,6 +146,7 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         parent: cfg.parent.as_ref().map(|p| (p.node_id.clone(), p.addr.to_string())),
         transport: stats.clone(),
         cert_not_after: tls.cert_not_after(),
+        failover: failover.clone(),
     };
     let router = api::router(state.clone(), Arc::new(ctx));
     let api_stop = stop.clone();

@@ -71,6 +71,8 @@ pub struct ApiContext {
     pub transport: Arc<crate::transport::TransportStats>,
     /// This node's certificate's expiry (Unix seconds), for `/v1/status`.
     pub cert_not_after: Option<i64>,
+    /// The fallback in use and since when the parent link is down.
+    pub failover: Arc<crate::transport::FailoverState>,
 }
 
 impl Default for ApiContext {
@@ -82,6 +84,7 @@ impl Default for ApiContext {
             parent: None,
             transport: Arc::new(crate::transport::TransportStats::new()),
             cert_not_after: None,
+            failover: Arc::new(crate::transport::FailoverState::new()),
         }
     }
 }
