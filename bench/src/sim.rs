@@ -33,6 +33,8 @@ fn scenario(chaos_ms: u64) -> anyhow::Result<Scenario> {
         heal_deadline_ms: 120_000,
         crash_after_write: 0.02,
         previous_release_share: 0.0,
+        failover: None,
+        outage_ms: 0,
     })
 }
 

@@ -151,6 +151,8 @@ const I18N = {
     'rep.full': '报送 {fresh}/{m}', 'rep.stale': '过期 {s}', 'rep.missing': '未报送 {x}',
     'col.reporting': '报送情况', 'sub.count': '{f}/{n}',
     'uplink.down': '本站与上级 {name} 的连接已中断{age}（最近联系 {t}），{n} 条记录等待上报；上级看到的是本站的旧数据。',
+    'uplink.fallback': '上级 {name} 连接中断（自 {t}），本站现经备用上级 {via} 直接连接，记录照常上报。',
+    'mesh.via_fallback': '现经备用上级 {via} 连接（自 {t}）', 'mesh.attached': '{id} 直接连接（其上级 {parent} 自 {t} 中断）',
     'uplink.never': '本站尚未连上上级 {name}，{n} 条记录等待上报。',
     'filter.all': '全部单位', 'filter.problems': '只看过期或未报送', 'filter.search': '按名称或编号搜索',
     'rows.more': '再显示 {n} 个', 'rows.shown': '显示 {n}/{m} 个单位',
@@ -224,6 +226,8 @@ const I18N = {
     'rep.full': '{fresh} of {m} offices fresh', 'rep.stale': '{s} stale', 'rep.missing': '{x} missing',
     'col.reporting': 'Reporting', 'sub.count': '{f}/{n}',
     'uplink.down': 'The link up to {name} has been down for {age} (last contact {t}); {n} records wait to go up, so the offices above see old figures from here.',
+    'uplink.fallback': 'The link up to {name} is down (since {t}); this office reaches the tree through its fallback {via} directly, and its records go up as usual.',
+    'mesh.via_fallback': 'Using fallback {via} now (since {t})', 'mesh.attached': '{id} attached directly (parent {parent} down since {t})',
     'uplink.down.one': 'The link up to {name} has been down for {age} (last contact {t}); 1 record waits to go up, so the offices above see old figures from here.',
     'uplink.never': 'This office has not reached {name} yet; {n} records wait to go up.',
     'filter.all': 'All offices', 'filter.problems': 'Only stale or missing', 'filter.search': 'Search by name or id',
@@ -1082,6 +1086,14 @@ function renderUplink() {
   const box = $('#uplink-banner');
   if (!p || p.connected) { box.hidden = true; box.textContent = ''; return; }
   const name = lang === 'en' ? p.name || p.name_zh || p.node_id : p.name_zh || p.name || p.node_id;
+  if (p.via_fallback && p.fallback) {
+    const ms = toMs(p.down_since);
+    box.textContent = t('uplink.fallback', { name, via: p.fallback.node_id, t: ms === null ? '—' : fmtClock(ms) });
+    box.dataset.fallback = p.fallback.node_id;
+    box.hidden = false;
+    return;
+  }
+  delete box.dataset.fallback;
   const since = sinceMs(toMs(p.last_contact));
   const n = isNum(p.backlog) ? p.backlog : 0;
   box.textContent = since === null
@@ -1133,7 +1145,17 @@ function renderParent(p) {
     el('dt', {}, t('col.link')), el('dd', {}, linkBadge(p)),
     el('dt', {}, t('mesh.last_contact')), el('dd', {}, lastContactText(p.last_contact)),
     el('dt', {}, t('mesh.backlog')), el('dd', { 'data-value': isNum(p.backlog) ? p.backlog : null }, fmtNum(p.backlog)),
-  ]));
+  ].concat(p.via_fallback && p.fallback ? [
+    el('dt', {}, t('col.link')),
+    el('dd', { id: 'mesh-via-fallback', 'data-node': p.fallback.node_id },
+      t('mesh.via_fallback', { via: p.fallback.node_id, t: fmtStamp(p.fallback.since) })),
+  ] : [])));
+}
+
+/** An ISO time as a clock reading, or a dash. */
+function fmtStamp(v) {
+  const ms = toMs(v);
+  return ms === null ? '—' : fmtClock(ms);
 }
 
 function lastContactText(v) {
@@ -1143,9 +1165,14 @@ function lastContactText(v) {
 }
 
 function childRow(c) {
-  return el('tr', { 'data-node': c.node_id, 'data-connected': String(!!c.connected) }, [
+  const attrs = { 'data-node': c.node_id, 'data-connected': String(!!c.connected) };
+  if (c.attached_directly) attrs['data-attached'] = 'true';
+  return el('tr', attrs, [
     el('td', { class: 'office' }, [el('span', { class: 'office-name' }, officeName(c)),
-      el('span', { class: 'office-path' }, c.node_id)]),
+      el('span', { class: 'office-path' }, c.node_id)].concat(c.attached_directly ? [
+      el('span', { class: 'office-attached' },
+        t('mesh.attached', { id: c.node_id, parent: c.parent_id || '', t: fmtStamp(c.parent_down_since) })),
+    ] : [])),
     el('td', {}, linkBadge(c)),
     el('td', {}, lastContactText(c.last_contact)),
     numCell('backlog', c.backlog),

@@ -17,6 +17,11 @@ use serde::Deserialize;
 /// Figures older than this many seconds are shown as stale, unless the
 /// config says otherwise.
 pub const DEFAULT_STALE_AFTER_S: u64 = 120;
+/// Default `failover_after_s`: how long the parent link must be down before
+/// a node with `[[fallback]]` tables dials them.
+pub const DEFAULT_FAILOVER_AFTER_S: u64 = 60;
+/// Most `[[fallback]]` tables (a node has only so many ancestors).
+const MAX_FALLBACKS: usize = 8;
 /// Longest wait between two attempts to reach the parent, by default.
 pub const DEFAULT_RECONNECT_MAX_MS: u64 = 10_000;
 /// Where the HTTP API listens when the config does not say.
@@ -151,6 +156,10 @@ pub struct Config {
     /// A revocation list file (`jobmesh ca revoke`) this node publishes:
     /// set at the root; the list travels down the tree from there.
     pub revocations: Option<PathBuf>,
+    /// `[[fallback]]` tables: ancestors above the parent, tried in order
+    /// once the parent link has been down for `failover_after_s`.
+    pub fallbacks: Vec<ParentConfig>,
+    pub failover_after_s: u64,
 }
 
 #[derive(Deserialize)]
@@ -167,6 +176,9 @@ struct RawConfig {
     stale_after_s: Option<u64>,
     reconnect_max_ms: Option<u64>,
     revocations: Option<String>,
+    #[serde(default)]
+    fallback: Vec<RawParent>,
+    failover_after_s: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -288,6 +300,30 @@ impl Config {
         }
 
         let revocations = raw.revocations.as_deref().map(|r| p.path("revocations", r)).transpose()?;
+        let mut fallbacks: Vec<ParentConfig> = Vec::with_capacity(raw.fallback.len());
+        if raw.fallback.len() > MAX_FALLBACKS {
+            return Err(p.err("fallback", format!("{} tables; at most {MAX_FALLBACKS}", raw.fallback.len())));
+        }
+        for (i, f) in raw.fallback.iter().enumerate() {
+            let key = format!("fallback[{i}].node_id");
+            let id = p.node_id(&key, &f.node_id)?;
+            if !id.is_ancestor_of(&node_id) || node_id.parent().as_ref() == Some(&id) {
+                return Err(p.err(
+                    &key,
+                    format!("{id} cannot be a fallback of {node_id}: a fallback is an ancestor above the parent (e.g. the province)"),
+                ));
+            }
+            if fallbacks.iter().any(|g| g.node_id == id) {
+                return Err(p.err(&key, format!("{id} is listed twice")));
+            }
+            let addr = parse_peer_addr(&f.addr)
+                .map_err(|e| p.err(&format!("fallback[{i}].addr"), format!("{:?}: {e}", f.addr)))?;
+            fallbacks.push(ParentConfig { node_id: id, addr });
+        }
+        let failover_after_s = raw.failover_after_s.unwrap_or(DEFAULT_FAILOVER_AFTER_S);
+        if failover_after_s == 0 {
+            return Err(p.err("failover_after_s", "must be at least 1".into()));
+        }
 
         Ok(Config {
             file: file.to_owned(),
@@ -302,6 +338,8 @@ impl Config {
             stale_after_s,
             reconnect_max_ms,
             revocations,
+            fallbacks,
+            failover_after_s,
         })
     }
 
@@ -408,6 +446,31 @@ key     = "/etc/jobmesh/gz_guiyang_guanshanhu.key"
         assert_eq!(c.stale_after_s, DEFAULT_STALE_AFTER_S);
         assert_eq!(c.reconnect_max_ms, DEFAULT_RECONNECT_MAX_MS);
         assert!(c.topology.is_none() && c.api_token.is_none());
+    }
+
+    #[test]
+    fn fallbacks_parse_in_order_with_the_failover_delay() {
+        assert!(parse(LEAF).unwrap().fallbacks.is_empty());
+        assert_eq!(parse(LEAF).unwrap().failover_after_s, DEFAULT_FAILOVER_AFTER_S);
+        let text =
+            format!("failover_after_s = 5\n{LEAF}[[fallback]]\nnode_id = \"gz\"\naddr = \"gz.jobmesh.example:7400\"\n");
+        let c = parse(&text).unwrap();
+        assert_eq!(c.failover_after_s, 5);
+        assert_eq!(c.fallbacks.len(), 1);
+        assert_eq!(c.fallbacks[0].node_id.as_str(), "gz");
+        assert_eq!(c.fallbacks[0].addr, PeerAddr::Name { host: "gz.jobmesh.example".into(), port: 7400 });
+    }
+
+    #[test]
+    fn a_fallback_must_be_an_ancestor_above_the_parent() {
+        let with = |id: &str| format!("{LEAF}[[fallback]]\nnode_id = \"{id}\"\naddr = \"10.0.0.1:7400\"\n");
+        assert!(err(&with("gz/guiyang")).contains("fallback[0].node_id"), "the parent itself");
+        assert!(err(&with("gz/zunyi")).contains("cannot be a fallback"), "not an ancestor");
+        assert!(err(&with("gz/guiyang/guanshanhu/x")).contains("cannot be a fallback"), "a descendant");
+        let twice = format!("{}[[fallback]]\nnode_id = \"gz\"\naddr = \"10.0.0.1:7400\"\n", with("gz"));
+        assert!(err(&twice).contains("listed twice"));
+        assert!(err(&format!("{LEAF}[[fallback]]\nnode_id = \"gz\"\naddr = \"nope\"\n")).contains("fallback[0].addr"));
+        assert!(err(&format!("failover_after_s = 0\n{LEAF}")).contains("failover_after_s"));
     }
 
     #[test]

@@ -561,6 +561,10 @@ impl Driver {
             Ok(mut engine) => {
                 // The offices expected are configuration, not store: keep them.
                 engine.expect_as(&self.engine);
+                // The fallbacks were checked when the node started.
+                if let Err(e) = engine.set_fallbacks(self.engine.fallbacks().to_vec()) {
+                    warn!(error = %e, "the reopened engine refused the fallbacks");
+                }
                 self.engine = engine;
                 self.health = StoreHealth::Ok;
                 info!(last_seq = self.engine.last_seq(), "the store has recovered: accepting writes and links again");

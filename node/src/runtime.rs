@@ -95,6 +95,10 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
     if let Some(t) = &cfg.topology {
         engine.expect_offices(t);
     }
+    engine
+        .set_fallbacks(cfg.fallbacks.iter().map(|f| f.node_id.clone()).collect())
+        .map_err(|e| cfg.error("fallback", e))?;
+    let failover = Arc::new(crate::transport::FailoverState::new());
     let (state, host) = driver::start(engine, kv, Arc::new(Metrics::new()), driver::HostConfig::default())
         .context("cannot start the engine thread")?;
     let stats = Arc::new(TransportStats::new());
@@ -109,6 +113,9 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         accept: cfg.listen.is_some(),
         parent: cfg.parent.clone(),
         reconnect_max: Duration::from_millis(cfg.reconnect_max_ms),
+        fallbacks: cfg.fallbacks.clone(),
+        failover_after: Duration::from_secs(cfg.failover_after_s),
+        failover: failover.clone(),
     };
     let show = |a: std::io::Result<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|e| e.to_string());
     info!(
@@ -153,6 +160,7 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         parent: cfg.parent.as_ref().map(|p| (p.node_id.clone(), p.addr.to_string())),
         transport: stats.clone(),
         certs: Some(certs.clone()),
+        failover: failover.clone(),
     };
     // SIGHUP and changed files reload the certificate, key and CA.
     tracker.spawn(crate::certs::watch::run(certs.clone(), stop.clone()).in_current_span());

@@ -5,10 +5,12 @@
 //! web way: each side verifies the chain to the CA, then reads the peer's id
 //! from its `jobmesh://node/` URI SAN and checks it against the tree:
 //!
-//! - as a server (accepting), a node takes only clients whose id is a direct
-//!   child of its own ([`NodeId::is_parent_of`]);
-//! - as a client (dialing), a node takes only a server whose id is its
-//!   configured parent. The TLS server name sent is the fixed
+//! - as a server (accepting), a node takes only clients whose id is in its
+//!   subtree below itself ([`NodeId::is_ancestor_of`]): its children, and
+//!   descendants further down that attach directly while their own parent
+//!   is down (failover);
+//! - as a client (dialing), a node takes only a server whose id is the
+//!   peer it dials (its configured parent, or a `[[fallback]]`). The TLS server name sent is the fixed
 //!   [`SERVER_NAME`] and is never compared with anything.
 //!
 //! The id a link runs under always comes from the certificate, never from
@@ -369,8 +371,11 @@ impl ClientCertVerifier for ChildVerifier {
         let verdict = self.webpki.verify_client_cert(end_entity, intermediates, now);
         let peer = node_id_of_cert(end_entity).map_err(|e| refuse(e.to_string()))?;
         verdict.map_err(|e| explain_expiry(e, end_entity, &peer))?;
-        if !self.me.is_parent_of(&peer) {
-            return Err(refuse(format!("the client's certificate is for {peer}, which is not a child of {}", self.me)));
+        if !self.me.is_ancestor_of(&peer) {
+            return Err(refuse(format!(
+                "the client's certificate is for {peer}, which is not a child of {} nor below one",
+                self.me
+            )));
         }
         check_revoked(&self.revoked, end_entity, &peer)?;
         Ok(ClientCertVerified::assertion())
@@ -550,10 +555,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_client_that_is_not_a_direct_child_is_refused() {
+    fn a_client_outside_the_subtree_is_refused_and_a_descendant_may_attach() {
         let ca = Ca::generate(10).unwrap();
         let parent = node_tls(&ca, "gz/a");
-        for who in ["gz/a/x/y", "gz/b/x", "gz", "gz/a"] {
+        // A grandchild attaches directly while its own parent is down.
+        assert_eq!(handshake(&node_tls(&ca, "gz/a/x/y"), "gz/a", &parent).unwrap(), id("gz/a/x/y"));
+        for who in ["gz/ab/x", "gz/b/x", "gz", "gz/a"] {
             let client = node_tls(&ca, who);
             let e = handshake(&client, "gz/a", &parent).unwrap_err();
             assert!(e.starts_with("server: ") && e.contains("not a child of gz/a"), "{who}: {e}");

@@ -6,7 +6,7 @@
 //! runs 2,500 seeds of each of the four small and medium scenarios, 10,000 in
 //! all, plus 2 of the 381-office tree).
 
-use jobmesh_protocol::sim::{fan_out, FaultMix, NetConfig, Scenario};
+use jobmesh_protocol::sim::{fan_out, Failover, FaultMix, NetConfig, Scenario};
 use jobmesh_protocol::topology::Topology;
 
 const GUIZHOU: &str = include_str!("../../deploy/topology/guizhou-offices.tsv");
@@ -81,6 +81,8 @@ fn scenario(name: &str, topology: Topology, net: NetConfig, chaos_ms: u64, write
         heal_deadline_ms: 120_000,
         crash_after_write: 0.02,
         previous_release_share: 0.0,
+        failover: None,
+        outage_ms: 0,
     }
 }
 
@@ -198,4 +200,77 @@ fn a_summary_held_at_a_cut_off_city_arrives_as_old_as_it_is() {
         "age {age_s} s, silent for {} s",
         (mesh.now - silent_from) / 1000
     );
+}
+
+/// Failover scenarios: a city goes down for longer than the failover delay
+/// (its counties attach to the province, its stations' counties carry on),
+/// comes back, and its counties return; other nodes attach to a fallback
+/// while their parent is fine. Besides convergence, every frame is checked
+/// as it is sent: no record crosses a link the routing rule does not allow.
+fn failover_scenario(name: &str, topology: Topology, chaos_ms: u64, write_every_ms: u64) -> Scenario {
+    let mut s = scenario(name, topology, lossy(), chaos_ms, write_every_ms);
+    s.failover = Some(Failover::default());
+    s.outage_ms = 6_000;
+    s.faults = FaultMix { outage: 2, spurious_attach: 2, ..FaultMix::default() };
+    s
+}
+
+/// Runs `scenario` like `run_all` and fails unless the scenario happened:
+/// every seed had a long outage, and at least half of them (the chaos may
+/// crash the province, or the counties, all through one) failed over, sent
+/// records on a fallback link and returned.
+fn run_failover(test: &str, scenario: &Scenario, seeds: &[u64]) {
+    let mut happened = 0;
+    let mut totals = (0, 0, 0);
+    for &seed in seeds {
+        match scenario.run(seed) {
+            Ok(r) => {
+                let s = &r.stats;
+                assert!(s.outages > 0, "scenario {} seed {seed}: no long outage", scenario.name);
+                if s.failovers > 0 && s.returns > 0 && s.fallback_records > 0 {
+                    happened += 1;
+                }
+                totals = (totals.0 + s.failovers, totals.1 + s.returns, totals.2 + s.fallback_records);
+            }
+            Err(f) => panic!(
+                "{f}\nreplay: JOBMESH_SEED={} cargo test -p jobmesh-protocol --test sim -- {test} --exact",
+                f.seed
+            ),
+        }
+    }
+    println!(
+        "{}: {} seeds passed, {happened} failed over and returned; {} fallback links opened, {} closed on return, {} records over them",
+        scenario.name,
+        seeds.len(),
+        totals.0,
+        totals.1,
+        totals.2
+    );
+    assert!(
+        happened * 2 >= seeds.len(),
+        "scenario {}: only {happened} of {} seeds failed over and returned",
+        scenario.name,
+        seeds.len()
+    );
+}
+
+#[test]
+fn failover_1_3_9() {
+    let s = failover_scenario("failover-1+3+9", Topology::generated("gz", &[3, 3]), 20_000, 40);
+    run_failover("failover_1_3_9", &s, &seeds(40));
+}
+
+#[test]
+fn failover_province_slice_40() {
+    let t = Topology::parse_tsv(GUIZHOU).unwrap().slice(40);
+    let s = failover_scenario("failover-guizhou-40", t, 20_000, 30);
+    run_failover("failover_province_slice_40", &s, &seeds(15));
+}
+
+#[test]
+fn failover_guizhou_381_offices() {
+    let t = Topology::parse_tsv(GUIZHOU).unwrap();
+    let mut s = failover_scenario("failover-guizhou-381", t, 12_000, 10);
+    s.fault_every_ms = 300;
+    run_failover("failover_guizhou_381_offices", &s, &seeds_scaled(2, 1000));
 }

@@ -178,11 +178,13 @@ async fn a_node_refuses_foreign_and_overreaching_peers() {
             problems.push(format!("(b) gz stored records of a refused batch: {held:?}"));
         }
 
-        // (c) Right CA, but gz/a/x is not a direct child of gz.
-        let out = attempt(&mesh, &right_ax, "gz/a/x", vec![posting("gz.a.x_p1", "gz")]).await;
-        println!("(c) grandchild dialing the province: {out:?}");
+        // (c) Right CA, gz/a/x below gz's child: gz accepts it as a
+        // descendant attached directly (failover), under the child rule, so
+        // a record of its parent gz/a is refused.
+        let out = attempt(&mesh, &right_ax, "gz/a/x", vec![posting("gz.a_p3", "gz")]).await;
+        println!("(c) grandchild sending its parent's record to the province: {out:?}");
         if let Outcome::NotRefused(d) = &out {
-            problems.push(format!("(c) a peer that is not a direct child was not refused: {d}"));
+            problems.push(format!("(c) a descendant's record from outside its subtree was not refused: {d}"));
         }
 
         // (d) A valid child claiming in its hello to be gz/b and sending gz/b's

@@ -76,6 +76,8 @@ pub struct ApiContext {
     /// This node's and its peers' certificates, for `/v1/status` and
     /// `/metrics`.
     pub certs: Option<Arc<crate::certs::CertState>>,
+    /// The fallback in use and since when the parent link is down.
+    pub failover: Arc<crate::transport::FailoverState>,
 }
 
 impl Default for ApiContext {
@@ -87,6 +89,7 @@ impl Default for ApiContext {
             parent: None,
             transport: Arc::new(crate::transport::TransportStats::new()),
             certs: None,
+            failover: Arc::new(crate::transport::FailoverState::new()),
         }
     }
 }

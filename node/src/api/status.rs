@@ -63,6 +63,16 @@ pub struct LinkView {
     pub name: Option<String>,
     /// The office's Chinese name from the topology, when it has one.
     pub name_zh: Option<String>,
+    /// A descendant below this node's children, linked directly while its
+    /// own parent's link is down (failover); `false` for a direct child.
+    pub attached_directly: bool,
+    /// For a descendant attached directly: since when its parent has been
+    /// silent here (ISO-8601 UTC: the last contact or report of that
+    /// parent this node knows of); `null` otherwise.
+    pub parent_down_since: Option<String>,
+    /// The skipped parent's id, for a descendant attached directly.
+    #[schema(value_type = Option<super::openapi::types::NodeId>)]
+    pub parent_id: Option<NodeId>,
     #[schema(value_type = super::openapi::types::figures::LinkStats)]
     pub stats: LinkStats,
     /// The certificate the peer presented at its last handshake with this
@@ -93,6 +103,23 @@ pub struct ParentView {
     /// Why the last attempt to reach the parent failed (a name that does
     /// not resolve, no answer, a refused handshake); `null` once linked.
     pub last_error: Option<String>,
+    /// True while this node reaches the tree through a `[[fallback]]`
+    /// ancestor instead of its parent.
+    pub via_fallback: bool,
+    /// The fallback link in use (or `null`).
+    pub fallback: Option<FallbackView>,
+    /// Since when the parent link is down (ISO-8601 UTC), `null` while up.
+    pub down_since: Option<String>,
+}
+
+/// The fallback ancestor a node is linked to while its parent is down.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FallbackView {
+    #[serde(flatten)]
+    pub link: LinkView,
+    pub addr: Option<String>,
+    /// When the fallback link came up (ISO-8601 UTC).
+    pub since: Option<String>,
 }
 
 /// This node's certificate, so that expiry is seen before links fail.
@@ -155,15 +182,47 @@ pub struct Journal {
     pub durable_seq: u64,
 }
 
-/// A neighbour: the parent or a direct child.
+/// A neighbour: the parent, a direct child, a descendant attached
+/// directly, or a fallback ancestor.
 struct Peer {
     id: NodeId,
-    is_parent: bool,
+    role: PeerRole,
     connected: bool,
     stats: LinkStats,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerRole {
+    Parent,
+    Child,
+    /// A descendant below the children (failover).
+    Attached,
+    /// A `[[fallback]]` ancestor.
+    Fallback,
+}
+
+impl PeerRole {
+    /// The `role` label of the link metrics.
+    fn label(self) -> &'static str {
+        match self {
+            PeerRole::Parent => "parent",
+            PeerRole::Child => "child",
+            PeerRole::Attached => "attached_directly",
+            PeerRole::Fallback => "fallback",
+        }
+    }
+}
+
 impl Api {
+    fn link_view_of(
+        &self,
+        p: Peer,
+        backlogs: &BTreeMap<NodeId, u64>,
+        held: &BTreeMap<NodeId, u64>,
+    ) -> (PeerRole, LinkView) {
+        (p.role, self.link_view(p, backlogs, held))
+    }
+
     /// Records held, by kind (cached; see the module docs).
     pub async fn record_counts(self: &Arc<Self>) -> ApiResult<RecordCounts> {
         let api = self.clone();
@@ -240,21 +299,60 @@ impl Api {
         }
         children.sort();
         children.dedup();
+        // Descendants attached directly and fallback ancestors show while
+        // their link is up (the engine keeps their counters afterwards).
+        let attached = stats
+            .keys()
+            .filter(|k| me.is_ancestor_of(k) && !me.is_parent_of(k) && self.state.connected(k))
+            .cloned()
+            .map(|k| (k, PeerRole::Attached));
+        let fallbacks = stats
+            .keys()
+            .filter(|k| k.is_ancestor_of(me) && parent.as_ref() != Some(*k) && self.state.connected(k))
+            .cloned()
+            .map(|k| (k, PeerRole::Fallback));
         parent
+            .clone()
             .into_iter()
-            .map(|p| (p, true))
-            .chain(children.into_iter().map(|c| (c, false)))
-            .map(|(id, is_parent)| Peer {
+            .map(|p| (p, PeerRole::Parent))
+            .chain(children.into_iter().map(|c| (c, PeerRole::Child)))
+            .chain(attached)
+            .chain(fallbacks)
+            .map(|(id, role)| Peer {
                 connected: self.state.connected(&id),
                 stats: stats.get(&id).cloned().unwrap_or_default(),
                 id,
-                is_parent,
+                role,
             })
             .collect()
     }
 
+    /// For a descendant attached directly: its parent's last sign of life
+    /// here (Unix ms), from this node's link to that parent or, when that
+    /// parent is further down, the last summary it reported. `None` if the
+    /// parent is linked here now.
+    fn parent_last_heard(&self, descendant: &NodeId) -> Option<u64> {
+        let p = descendant.parent()?;
+        if self.state.connected(&p) {
+            return None;
+        }
+        let link = self.state.inspect(|e| e.link_stats().get(&p).and_then(|s| s.last_contact));
+        let report = store::get_record(&self.state.kv, &jobmesh_protocol::RecordId::summary(&p))
+            .ok()
+            .flatten()
+            .and_then(|r| match r.record.body {
+                jobmesh_protocol::record::Body::Summary(s) => Some(s.generated_at),
+                _ => None,
+            });
+        link.max(report)
+    }
+
     fn link_view(&self, p: Peer, backlogs: &BTreeMap<NodeId, u64>, held: &BTreeMap<NodeId, u64>) -> LinkView {
+        let attached = p.role == PeerRole::Attached;
         LinkView {
+            attached_directly: attached,
+            parent_down_since: if attached { self.parent_last_heard(&p.id).map(iso_time) } else { None },
+            parent_id: if attached { p.id.parent() } else { None },
             backlog: backlogs.get(&p.id).copied().unwrap_or(0),
             protocol: Some(p.stats.protocol).filter(|v| *v > 0),
             held_for_older_peer: held.get(&p.id).copied().unwrap_or(0),
@@ -319,14 +417,43 @@ pub async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<StatusView>> {
     let restoring = api.state.call(|e| e.restoring()).await.unwrap_or(false);
     let mut parent = None;
     let mut children = Vec::new();
-    for p in api.peers() {
-        if p.is_parent {
-            let addr = api.ctx.parent.as_ref().filter(|(id, _)| *id == p.id).map(|(_, a)| a.clone());
-            let last_error = if p.connected { None } else { api.ctx.transport.parent_error() };
-            parent = Some(ParentView { link: api.link_view(p, &backlogs, &held), addr, last_error });
-        } else {
-            children.push(api.link_view(p, &backlogs, &held));
+    let mut fallback = None;
+    let peers = {
+        let api = api.clone();
+        // The attached descendants' parents are looked up in the store.
+        blocking(move || api.peers().into_iter().map(|p| api.link_view_of(p, &backlogs, &held)).collect::<Vec<_>>())
+            .await?
+    };
+    for (p, view) in peers {
+        match p {
+            PeerRole::Parent => {
+                let addr = api.ctx.parent.as_ref().filter(|(id, _)| *id == view.node_id).map(|(_, a)| a.clone());
+                let last_error = if view.connected { None } else { api.ctx.transport.parent_error() };
+                parent = Some(ParentView {
+                    link: view,
+                    addr,
+                    last_error,
+                    via_fallback: false,
+                    fallback: None,
+                    down_since: None,
+                });
+            }
+            PeerRole::Fallback => {
+                let f = api.ctx.failover.view();
+                let in_use = f.node_id.as_ref() == Some(&view.node_id);
+                fallback = Some(FallbackView {
+                    addr: f.addr.filter(|_| in_use),
+                    since: f.since.filter(|_| in_use).map(iso_time),
+                    link: view,
+                });
+            }
+            PeerRole::Child | PeerRole::Attached => children.push(view),
         }
+    }
+    if let Some(parent) = parent.as_mut() {
+        parent.down_since = api.ctx.failover.parent_down_since().filter(|_| !parent.link.connected).map(iso_time);
+        parent.via_fallback = fallback.as_ref().is_some_and(|f| f.link.connected);
+        parent.fallback = fallback;
     }
     let api2 = api.clone();
     let store_bytes = blocking(move || api2.state.kv.size_on_disk()).await?;
@@ -398,7 +525,7 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> ApiResult<impl IntoResponse
         .into_iter()
         .map(|p| LinkSample {
             peer: p.id.to_string(),
-            role: if p.is_parent { "parent" } else { "child" },
+            role: p.role.label(),
             connected: p.connected,
             backlog: backlogs.get(&p.id).copied().unwrap_or(0),
             held_for_older_peer: held.get(&p.id).copied().unwrap_or(0),

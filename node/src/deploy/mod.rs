@@ -53,6 +53,10 @@ pub struct RenderArgs {
     /// Validity of newly issued office certificates, in days.
     #[arg(long, value_name = "N", default_value_t = crate::pki::DEFAULT_NODE_DAYS)]
     pub days: u32,
+    /// Give every county and station the province as its `[[fallback]]`
+    /// (reached directly while its parent is down). Off by default.
+    #[arg(long)]
+    pub failover: bool,
 }
 
 /// Run `jobmesh deploy render`.
@@ -71,6 +75,7 @@ pub fn render_command(args: RenderArgs) -> anyhow::Result<()> {
     let mut opts = render::RenderOptions::new(&args.out);
     opts.ca_dir = args.ca;
     opts.days = args.days;
+    opts.failover = args.failover;
     let r = render::render(&topo, &plan, &opts)?;
     let ca = opts.ca_dir();
     if r.ca_created {

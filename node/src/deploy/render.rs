@@ -91,6 +91,11 @@ pub struct RenderOptions {
     /// demo does, so that every node binds exactly the port it was given
     /// and none takes an ephemeral port that another was about to bind.
     pub listen_on_leaves: bool,
+    /// Point every office two or more levels below the root (counties,
+    /// stations) at the root as its `[[fallback]]`, so that it reaches the
+    /// province directly while its parent is down. Off by default: the
+    /// rendered configs then carry the tables commented out.
+    pub failover: bool,
 }
 
 impl RenderOptions {
@@ -102,6 +107,7 @@ impl RenderOptions {
             reconnect_max_ms: None,
             stale_after_s: None,
             listen_on_leaves: false,
+            failover: false,
         }
     }
 
@@ -308,6 +314,22 @@ fn node_toml(office: &Office, topo: &Topology, plan: &AddressPlan, listens: bool
         s.push_str(&format!("\n[parent]   # {parent_name}\n"));
         s.push_str(&format!("node_id = {}\n", quote(parent.as_str())));
         s.push_str(&format!("addr    = {}\n", quote(&parent_addr)));
+    }
+    if let Some(root) = id.parent().and_then(|p| p.parent()).map(|_| topo.root().clone()) {
+        // A county or station: the province as its fallback (see README,
+        // "Failover"); written commented out unless rendered with --failover.
+        let root_addr = plan.get(&root).map(|a| a.quic().to_string()).unwrap_or_default();
+        let c = if opts.failover { "" } else { "# " };
+        if !opts.failover {
+            s.push_str(
+                "\n# Failover (render with --failover): reach the province directly while the parent is down.\n",
+            );
+        } else {
+            s.push_str("\n# Failover: reach the province directly while the parent is down.\n");
+        }
+        s.push_str(&format!("{c}[[fallback]]\n"));
+        s.push_str(&format!("{c}node_id = {}\n", quote(root.as_str())));
+        s.push_str(&format!("{c}addr    = {}\n", quote(&root_addr)));
     }
     s.push_str("\n[tls]\n");
     s.push_str(&format!("ca_cert = {}\n", quote(&format!("{PKI_DIR}/{}", pki::CA_CERT_FILE))));

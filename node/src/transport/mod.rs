@@ -21,6 +21,7 @@
 //! reason in words.
 
 mod backoff;
+pub mod failover;
 mod link;
 pub mod stats;
 
@@ -38,6 +39,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 pub use backoff::Backoff;
+pub use failover::{FailoverState, FailoverView};
 pub use link::REPLACED;
 pub use stats::{TransportSnapshot, TransportStats};
 
@@ -138,6 +140,8 @@ pub(crate) struct LinkCtx {
     tracker: TaskTracker,
     generation: AtomicU64,
     accepted: AtomicUsize,
+    /// The parent link's state and the fallback in use (failover loop, API).
+    failover: Arc<FailoverState>,
 }
 
 impl LinkCtx {
@@ -160,6 +164,12 @@ pub struct TransportSettings {
     pub parent: Option<ParentConfig>,
     /// Cap of the reconnect backoff.
     pub reconnect_max: Duration,
+    /// Ancestors to dial, in order, while the parent link is down for
+    /// `failover_after` (see [`failover`]).
+    pub fallbacks: Vec<ParentConfig>,
+    pub failover_after: Duration,
+    /// Where the failover loop shows the fallback in use.
+    pub failover: Arc<FailoverState>,
 }
 
 fn transport_config(acceptor: bool) -> TransportConfig {
@@ -216,6 +226,7 @@ impl Transport {
         if let Some(p) = &settings.parent {
             client_config(&tls, &p.node_id)?;
         }
+        let fallbacks: Vec<ParentConfig> = settings.fallbacks.clone();
         udp.set_nonblocking(true).map_err(endpoint_err)?;
         let runtime = quinn::default_runtime()
             .ok_or_else(|| endpoint_err(std::io::Error::other("no async runtime found for quinn")))?;
@@ -241,9 +252,20 @@ impl Transport {
             tracker: tracker.clone(),
             generation: AtomicU64::new(0),
             accepted: AtomicUsize::new(0),
+            failover: settings.failover.clone(),
         });
         if settings.accept {
             tracker.spawn(accept_loop(endpoint.clone(), ctx.clone()).in_current_span());
+        }
+        if settings.parent.is_some() && !fallbacks.is_empty() {
+            let fo = failover::failover_loop(
+                endpoint.clone(),
+                fallbacks,
+                settings.failover_after,
+                settings.reconnect_max,
+                ctx.clone(),
+            );
+            tracker.spawn(fo.in_current_span());
         }
         if let Some(parent) = settings.parent {
             tracker.spawn(dial_loop(endpoint.clone(), parent, settings.reconnect_max, ctx.clone()).in_current_span());
@@ -326,13 +348,20 @@ async fn accept_one(incoming: quinn::Incoming, ctx: &LinkCtx) {
             return;
         }
     };
+    // A child, or a descendant further down attaching directly while its
+    // own parent is down (failover): the engine treats it as a child.
     let peer = match peer_of(&conn) {
-        Ok(p) if ctx.state.me.is_parent_of(&p) => p,
+        Ok(p) if ctx.state.me.is_ancestor_of(&p) => {
+            if !ctx.state.me.is_parent_of(&p) {
+                info!(%remote, peer = %p, "a descendant attaches directly (its parent link is down)");
+            }
+            p
+        }
         Ok(p) => {
             // The verifier already checks this; a second look costs nothing.
             ctx.stats.handshake_failure();
-            warn!(%remote, peer = %p, "refusing a connection from a node that is not a child");
-            conn.close(code::REFUSED, b"not a child of this node");
+            warn!(%remote, peer = %p, "refusing a connection from a node outside this node's subtree");
+            conn.close(code::REFUSED, b"not in this node's subtree");
             return;
         }
         Err(e) => {
@@ -380,7 +409,7 @@ async fn dial_loop(endpoint: Endpoint, parent: ParentConfig, reconnect_max: Dura
         while !ctx.shutdown.is_cancelled() {
             ctx.stats.dial_attempt();
             attempt = attempt.wrapping_add(1);
-            let delay = match dial_once(&endpoint, &parent, attempt, &ctx).await {
+            let delay = match dial_once(&endpoint, &parent, attempt, &ctx, DialRole::Parent).await {
                 Dial::Shutdown => return,
                 Dial::Linked { held, refused } => {
                     last_failure = None;
@@ -470,7 +499,20 @@ async fn resolve(endpoint: &Endpoint, addr: &PeerAddr, attempt: usize) -> Result
     Ok(usable[attempt % usable.len()])
 }
 
-async fn dial_once(endpoint: &Endpoint, parent: &ParentConfig, attempt: usize, ctx: &LinkCtx) -> Dial {
+/// Whom a dial is for: the parent (its link's state feeds the failover
+/// loop), or a fallback (whose link closes once the parent is back).
+enum DialRole<'a> {
+    Parent,
+    Fallback(&'a failover::Return<'a>),
+}
+
+async fn dial_once(
+    endpoint: &Endpoint,
+    parent: &ParentConfig,
+    attempt: usize,
+    ctx: &LinkCtx,
+    role: DialRole<'_>,
+) -> Dial {
     let addr = tokio::select! {
         a = resolve(endpoint, &parent.addr, attempt) => a,
         _ = ctx.shutdown.cancelled() => return Dial::Shutdown,
@@ -510,9 +552,9 @@ async fn dial_once(endpoint: &Endpoint, parent: &ParentConfig, attempt: usize, c
     match peer_of(&conn) {
         Ok(p) if p == parent.node_id => {}
         Ok(p) => {
-            conn.close(code::REFUSED, b"not the configured parent");
+            conn.close(code::REFUSED, b"not the configured peer");
             return Dial::Failed {
-                what: format!("the peer's certificate is for {p}, not the parent"),
+                what: format!("the peer's certificate is for {p}, not {}", parent.node_id),
                 handshake: true,
             };
         }
@@ -525,9 +567,25 @@ async fn dial_once(endpoint: &Endpoint, parent: &ParentConfig, attempt: usize, c
         Ok(s) => s,
         Err(e) => return Dial::Failed { what: link::describe_close(&e), handshake: false },
     };
-    ctx.stats.set_parent_error(None);
     let started = Instant::now();
-    let ended = link::run(ctx, conn, parent.node_id.clone(), send, recv).await;
+    let ended = match role {
+        DialRole::Parent => {
+            ctx.stats.set_parent_error(None);
+            ctx.failover.watch.up();
+            let ended = link::run(ctx, conn, parent.node_id.clone(), send, recv).await;
+            ctx.failover.watch.down();
+            ended
+        }
+        DialRole::Fallback(ret) => {
+            let watch = conn.clone();
+            let session = link::run(ctx, conn, parent.node_id.clone(), send, recv);
+            tokio::pin!(session);
+            tokio::select! {
+                ended = &mut session => ended,
+                _ = ret.close_on_return(&watch, parent) => session.await,
+            }
+        }
+    };
     if ctx.shutdown.is_cancelled() {
         return Dial::Shutdown;
     }

@@ -197,14 +197,20 @@ impl<K: Kv> Engine<K> {
     }
 
     /// A connection to `peer` opened, speaking `protocol` (what the
-    /// transport negotiated). `peer` must be this node's parent or a direct
-    /// child (the transport checked its certificate).
+    /// transport negotiated). `peer` must be this node's parent, a direct
+    /// child, one of its fallbacks ([`Engine::set_fallbacks`]) or a
+    /// descendant attaching directly while its own parent is down (a
+    /// temporary child; the transport checked its certificate). The engine
+    /// does not need to know whether that parent really is down: the link
+    /// follows the child rule either way, with checkpoints of its own.
     pub fn link_up_at(&mut self, peer: &NodeId, protocol: u32, now: u64) -> Result<(), LinkError> {
         self.now = self.now.max(now);
         if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&protocol) {
             return Err(LinkError::Version { theirs: protocol, ours: PROTOCOL_VERSION });
         }
-        if self.parent.as_ref() != Some(peer) && !self.me.is_parent_of(peer) {
+        let neighbour =
+            self.parent.as_ref() == Some(peer) || self.fallbacks.contains(peer) || self.me.is_ancestor_of(peer);
+        if !neighbour {
             return Err(LinkError::NotANeighbour(RejectReason::NotANeighbour {
                 peer: peer.clone(),
                 me: self.me.clone(),

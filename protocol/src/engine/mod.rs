@@ -174,6 +174,9 @@ impl FlushTicket {
 pub struct Engine<K: Kv> {
     me: NodeId,
     parent: Option<NodeId>,
+    /// Ancestors this node may link to while its parent is down, in the
+    /// order the driver tries them (see [`Engine::set_fallbacks`]).
+    fallbacks: Vec<NodeId>,
     cfg: EngineConfig,
     kv: K,
     last_seq: u64,
@@ -258,6 +261,7 @@ impl<K: Kv> Engine<K> {
         let (restore, restored_at) = restore::load(&kv)?;
         let mut engine = Engine {
             parent: me.parent(),
+            fallbacks: Vec::new(),
             me,
             cfg,
             kv,
@@ -293,6 +297,35 @@ impl<K: Kv> Engine<K> {
 
     pub fn parent(&self) -> Option<&NodeId> {
         self.parent.as_ref()
+    }
+
+    /// Name the ancestors this node may link to besides its parent (in the
+    /// order the driver tries them). A link to one of them is a link to a
+    /// parent in every respect but one: it has its own checkpoints, so
+    /// nothing it did moves the real parent link's resume points. Refused
+    /// whole if one is not a strict ancestor other than the parent.
+    pub fn set_fallbacks(&mut self, fallbacks: Vec<NodeId>) -> Result<(), LinkError> {
+        for f in &fallbacks {
+            if !f.is_ancestor_of(&self.me) || self.parent.as_ref() == Some(f) {
+                return Err(LinkError::NotANeighbour(RejectReason::NotAFallback {
+                    peer: f.clone(),
+                    me: self.me.clone(),
+                }));
+            }
+        }
+        self.fallbacks = fallbacks;
+        Ok(())
+    }
+
+    /// The fallback ancestors, in order.
+    pub fn fallbacks(&self) -> &[NodeId] {
+        &self.fallbacks
+    }
+
+    /// Is `peer` a descendant below this node's children, linked (or once
+    /// linked) to it directly while its own parent was down?
+    pub fn is_temporary_child(&self, peer: &NodeId) -> bool {
+        self.me.is_ancestor_of(peer) && !self.me.is_parent_of(peer)
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -1,7 +1,9 @@
 //! The deterministic simulator: many engines on one seeded network.
 //!
 //! A [`Mesh`] holds one engine per office over a [`CheckedKv`], one link per
-//! parent–child edge, and a queue of events ordered by simulated time.
+//! parent–child edge (and, with failover on, one per descendant–fallback
+//! pair in use: see [`super::failover`]), and a queue of events ordered by
+//! simulated time.
 //! [`Mesh::step`] jumps to the next event; faults (loss, duplication,
 //! reordering by jitter, delay, cuts, crashes) come from the seeded
 //! generator, so a seed replays a run exactly. Frames go through the real
@@ -55,7 +57,7 @@ pub fn sim_engine_config() -> EngineConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum EvKind {
+pub(super) enum EvKind {
     Deliver {
         to: usize,
         from: usize,
@@ -71,9 +73,24 @@ enum EvKind {
         node: usize,
         incarnation: u64,
     },
-    /// Re-evaluate the link above `child` (a restarted node reconnecting).
+    /// Re-evaluate a link (a restarted node reconnecting).
     Reconnect {
+        link: LinkKey,
+    },
+    /// The parent link of `child` has been down for the failover delay:
+    /// attach to a fallback if it still is.
+    FailoverCheck {
         child: usize,
+    },
+    /// The parent link of `child` came up as connection `conn`: if it is
+    /// still that connection (stable since), leave the fallbacks.
+    ReturnCheck {
+        child: usize,
+        conn: u64,
+    },
+    /// A long outage of `node` ends: it may start again.
+    OutageEnds {
+        node: usize,
     },
     /// Crash a node (scheduled shortly after a write, while it flushes).
     Crash {
@@ -117,12 +134,21 @@ pub(super) struct SimNode {
     pub(super) children: Vec<usize>,
 }
 
-struct SimLink {
+/// A link's ends: (the lower node, the upper node). For the tree's own
+/// edges the upper node is the parent; for a fallback link, an ancestor.
+pub type LinkKey = (usize, usize);
+
+pub(super) struct SimLink {
     /// Administratively cut (a fault).
-    cut: bool,
+    pub(super) cut: bool,
     /// Connection number; frames of older connections are dropped.
-    conn: u64,
-    connected: bool,
+    pub(super) conn: u64,
+    pub(super) connected: bool,
+    /// A fallback link (not the tree's edge).
+    pub(super) fallback: bool,
+    /// The lower node wants this link (always, for the tree's edges; while
+    /// attached, for a fallback link).
+    pub(super) wanted: bool,
 }
 
 /// What a run did.
@@ -143,6 +169,14 @@ pub struct SimStats {
     pub writes_acked: u64,
     pub refused: u64,
     pub peak_node_bytes: usize,
+    /// Fallback links opened (a descendant attached to an ancestor).
+    pub failovers: u64,
+    /// Fallback links closed because the parent link was back and stable.
+    pub returns: u64,
+    /// Records sent over fallback links.
+    pub fallback_records: u64,
+    /// Long outages of a node with children (see [`super::failover`]).
+    pub outages: u64,
 }
 
 /// Many engines on one seeded network.
@@ -152,8 +186,9 @@ pub struct Mesh {
     pub now: u64,
     pub(super) nodes: Vec<SimNode>,
     pub(super) index: HashMap<NodeId, usize>,
-    /// Link above each non-root node, keyed by the child's index.
-    links: BTreeMap<usize, SimLink>,
+    /// Every link, by its ends: the tree's edges from the start, fallback
+    /// links once first wanted.
+    pub(super) links: BTreeMap<LinkKey, SimLink>,
     queue: BinaryHeap<Reverse<Ev>>,
     seq: u64,
     pub stats: SimStats,
@@ -170,6 +205,10 @@ pub struct Mesh {
     pub(super) speaks: Vec<u32>,
     /// The tree, which every engine's roll-up expects.
     topology: Topology,
+    /// Failover policy; `None`: nodes only ever link to their parent.
+    pub(super) failover: Option<super::failover::Failover>,
+    /// A node in a long outage stays down until this time.
+    pub(super) held_down_until: Vec<u64>,
 }
 
 /// Simulated clock start: 2026-11-29 00:00 UTC, so that figures by day look real.
@@ -203,7 +242,7 @@ impl Mesh {
         for i in 0..nodes.len() {
             if let Some(p) = nodes[i].parent {
                 nodes[p].children.push(i);
-                links.insert(i, SimLink { cut: false, conn: 0, connected: false });
+                links.insert((i, p), SimLink { cut: false, conn: 0, connected: false, fallback: false, wanted: true });
             }
         }
         let mut mesh = Mesh {
@@ -223,6 +262,8 @@ impl Mesh {
             healing: false,
             speaks: vec![crate::wire::PROTOCOL_VERSION; topology.offices.len()],
             topology: topology.clone(),
+            failover: None,
+            held_down_until: vec![0; topology.offices.len()],
         };
         for i in 0..mesh.nodes.len() {
             mesh.start_node(i);
@@ -261,14 +302,24 @@ impl Mesh {
 
     /// Is the link above node `i` (to its parent) connected?
     pub fn link_connected(&self, i: usize) -> bool {
-        self.links.get(&i).is_some_and(|l| l.connected)
+        self.parent_link(i).and_then(|k| self.links.get(&k)).is_some_and(|l| l.connected)
     }
 
     pub fn parent_of(&self, i: usize) -> Option<usize> {
         self.nodes[i].parent
     }
 
-    fn push(&mut self, at: u64, kind: EvKind) {
+    /// Every link touching node `i`.
+    pub(super) fn links_of(&self, i: usize) -> Vec<LinkKey> {
+        self.links.keys().filter(|(a, b)| *a == i || *b == i).copied().collect()
+    }
+
+    /// The tree's edge above `child`.
+    pub(super) fn parent_link(&self, child: usize) -> Option<LinkKey> {
+        self.nodes[child].parent.map(|p| (child, p))
+    }
+
+    pub(super) fn push(&mut self, at: u64, kind: EvKind) {
         self.seq += 1;
         self.queue.push(Reverse(Ev { at, seq: self.seq, kind }));
     }
@@ -278,19 +329,19 @@ impl Mesh {
         let mut engine = Engine::open(self.nodes[i].id.clone(), kv, self.engine_cfg.clone(), self.now)
             .unwrap_or_else(|e| panic!("open {}: {e}", self.nodes[i].id));
         engine.expect_offices(&self.topology);
+        if self.failover.is_some() {
+            let fallbacks = self.fallbacks_of(i).into_iter().map(|f| self.nodes[f].id.clone()).collect();
+            engine.set_fallbacks(fallbacks).unwrap_or_else(|e| panic!("fallbacks of {}: {e}", self.nodes[i].id));
+        }
         self.nodes[i].engine = Some(engine);
         self.nodes[i].incarnation += 1;
         self.nodes[i].timer_at = None;
         self.nodes[i].flushing = false;
-        let mut adj: Vec<usize> = self.nodes[i].children.clone();
-        if self.nodes[i].parent.is_some() {
-            adj.push(i);
-        }
         // A restarted node serves its API at once but reconnects only after
         // a while, so writes made in between race with the peers' resume.
-        for child in adj {
+        for link in self.links_of(i) {
             let at = self.now + if self.nodes[i].incarnation == 1 { 0 } else { self.rng.below(400) };
-            self.push(at, EvKind::Reconnect { child });
+            self.push(at, EvKind::Reconnect { link });
         }
         self.after(i);
     }
@@ -304,12 +355,8 @@ impl Mesh {
         kv.inner.crash_keeping(keep);
         self.nodes[i].down_kv = Some(kv);
         self.nodes[i].pending_acks.clear();
-        let mut adj: Vec<usize> = self.nodes[i].children.clone();
-        if self.nodes[i].parent.is_some() {
-            adj.push(i);
-        }
-        for child in adj {
-            self.update_link(child);
+        for link in self.links_of(i) {
+            self.update_link(link);
         }
     }
 
@@ -346,7 +393,10 @@ impl Mesh {
     /// Restart a crashed node from what it had made durable (not while its
     /// disk fails).
     pub fn restart(&mut self, i: usize) {
-        if self.nodes[i].engine.is_none() && self.nodes[i].disk == DiskFault::None {
+        if self.nodes[i].engine.is_none()
+            && self.nodes[i].disk == DiskFault::None
+            && self.now >= self.held_down_until[i]
+        {
             self.start_node(i);
         }
     }
@@ -355,12 +405,8 @@ impl Mesh {
     /// Call before any writes (a previous-release store holds no new kinds).
     pub fn run_previous_release(&mut self, i: usize) {
         self.speaks[i] = crate::wire::MIN_PROTOCOL_VERSION;
-        let mut adj: Vec<usize> = self.nodes[i].children.clone();
-        if self.nodes[i].parent.is_some() {
-            adj.push(i);
-        }
-        for child in adj {
-            if self.links[&child].connected {
+        for link in self.links_of(i) {
+            if self.links[&link].connected {
                 self.crash(i);
                 self.restart(i);
                 return;
@@ -383,20 +429,22 @@ impl Mesh {
 
     /// Cut the link between `child` and its parent.
     pub fn cut(&mut self, child: usize) {
-        if let Some(l) = self.links.get_mut(&child) {
+        let Some(key) = self.parent_link(child) else { return };
+        if let Some(l) = self.links.get_mut(&key) {
             if !l.cut {
                 l.cut = true;
                 self.stats.cuts += 1;
             }
-            self.update_link(child);
+            self.update_link(key);
         }
     }
 
     /// Heal the link above `child`.
     pub fn heal(&mut self, child: usize) {
-        if let Some(l) = self.links.get_mut(&child) {
+        let Some(key) = self.parent_link(child) else { return };
+        if let Some(l) = self.links.get_mut(&key) {
             l.cut = false;
-            self.update_link(child);
+            self.update_link(key);
         }
     }
 
@@ -405,26 +453,33 @@ impl Mesh {
         self.healing = true;
         self.net.loss = 0.0;
         self.net.duplicate = 0.0;
+        self.held_down_until.iter_mut().for_each(|t| *t = 0);
         for i in 0..self.nodes.len() {
             self.disk_fault(i, DiskFault::None);
             self.restart(i);
         }
-        let children: Vec<usize> = self.links.keys().copied().collect();
-        for c in children {
-            self.heal(c);
+        let keys: Vec<LinkKey> = self.links.keys().copied().collect();
+        for key in keys {
+            if let Some(l) = self.links.get_mut(&key) {
+                l.cut = false;
+            }
+            self.update_link(key);
         }
     }
 
-    /// Bring the link above `child` in line with cuts and node liveness.
-    fn update_link(&mut self, child: usize) {
-        let Some(parent) = self.nodes[child].parent else { return };
-        let want = !self.links[&child].cut && self.is_up(child) && self.is_up(parent);
-        let link = self.links.get_mut(&child).unwrap_or_else(|| unreachable!());
+    /// Bring a link in line with cuts, wishes and node liveness.
+    pub(super) fn update_link(&mut self, key: LinkKey) {
+        let (child, parent) = key;
+        let Some(link) = self.links.get(&key) else { return };
+        let want = !link.cut && link.wanted && self.is_up(child) && self.is_up(parent);
+        let link = self.links.get_mut(&key).unwrap_or_else(|| unreachable!());
         if want == link.connected {
             return;
         }
         link.connected = want;
         link.conn += 1;
+        let (fallback, conn) = (link.fallback, link.conn);
+        self.link_changed(key, fallback, want, conn);
         let (cid, pid) = (self.nodes[child].id.clone(), self.nodes[parent].id.clone());
         let version = self.speaks[child].min(self.speaks[parent]);
         if want {
@@ -492,23 +547,18 @@ impl Mesh {
         }
         for t in out {
             let Some(&j) = self.index.get(&t.peer) else { continue };
+            self.check_crossing(i, j, &t.frame);
             self.send(i, j, &t.frame);
         }
     }
 
-    fn link_between(&self, a: usize, b: usize) -> Option<usize> {
-        if self.nodes[a].parent == Some(b) {
-            Some(a)
-        } else if self.nodes[b].parent == Some(a) {
-            Some(b)
-        } else {
-            None
-        }
+    fn link_between(&self, a: usize, b: usize) -> Option<LinkKey> {
+        [(a, b), (b, a)].into_iter().find(|k| self.links.contains_key(k))
     }
 
     fn send(&mut self, from: usize, to: usize, frame: &Frame) {
-        let Some(child) = self.link_between(from, to) else { return };
-        let link = &self.links[&child];
+        let Some(key) = self.link_between(from, to) else { return };
+        let link = &self.links[&key];
         if !link.connected {
             return;
         }
@@ -612,7 +662,13 @@ impl Mesh {
                 }
                 self.after(node);
             }
-            EvKind::Reconnect { child } => self.update_link(child),
+            EvKind::Reconnect { link } => self.update_link(link),
+            EvKind::FailoverCheck { child } => self.failover_check(child),
+            EvKind::ReturnCheck { child, conn } => self.return_check(child, conn),
+            EvKind::OutageEnds { node } => {
+                self.held_down_until[node] = 0;
+                self.restart(node);
+            }
             EvKind::Crash { node } => {
                 if !self.healing {
                     self.crash(node)
@@ -655,6 +711,8 @@ impl Mesh {
     /// Inject a forged batch on the link above `child`, as a compromised
     /// child with a valid certificate would send.
     pub fn inject(&mut self, child: usize, frame: Frame) {
+        // Not checked by `check_crossing`: a forged frame is the peer's
+        // doing, and the receiver's authorization refuses it.
         if let Some(p) = self.nodes[child].parent {
             self.send(child, p, &frame);
         }
@@ -690,8 +748,8 @@ impl Mesh {
         }
         for (c, l) in &self.links {
             out.push_str(&format!(
-                "  link {}: cut={} connected={} conn={}\n",
-                self.nodes[*c].id, l.cut, l.connected, l.conn
+                "  link {} -> {}: cut={} connected={} conn={} fallback={} wanted={}\n",
+                self.nodes[c.0].id, self.nodes[c.1].id, l.cut, l.connected, l.conn, l.fallback, l.wanted
             ));
         }
         out

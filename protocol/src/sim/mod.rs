@@ -9,11 +9,13 @@
 
 mod check;
 pub mod checked_kv;
+pub mod failover;
 pub mod mesh;
 pub mod rng;
 pub mod workload;
 
 pub use checked_kv::CheckedKv;
+pub use failover::Failover;
 pub use mesh::{Mesh, NetConfig, SimStats};
 
 use crate::node_id::NodeId;
@@ -33,11 +35,27 @@ pub struct FaultMix {
     pub disk_fail: u32,
     /// ...or a failing disk works again.
     pub disk_heal: u32,
+    /// A node with children goes down for [`Scenario::outage_ms`], so that
+    /// its children fail over (only with [`Scenario::failover`]).
+    pub outage: u32,
+    /// A node attaches to its first fallback although its parent is fine.
+    pub spurious_attach: u32,
 }
 
 impl Default for FaultMix {
     fn default() -> Self {
-        FaultMix { cut: 3, heal: 3, partition: 1, crash: 2, restart: 3, forge: 1, disk_fail: 0, disk_heal: 0 }
+        FaultMix {
+            cut: 3,
+            heal: 3,
+            partition: 1,
+            crash: 2,
+            restart: 3,
+            forge: 1,
+            disk_fail: 0,
+            disk_heal: 0,
+            outage: 0,
+            spurious_attach: 0,
+        }
     }
 }
 
@@ -64,6 +82,12 @@ pub struct Scenario {
     /// the rest. While an office is on it, nothing it cannot decode may
     /// reach it.
     pub previous_release_share: f64,
+    /// Nodes fail over to their ancestors while their parent link is down;
+    /// the run then starts with one long outage of a city (so the scenario
+    /// surely happens) besides the [`FaultMix::outage`] faults.
+    pub failover: Option<Failover>,
+    /// How long a long outage lasts, simulated ms.
+    pub outage_ms: u64,
 }
 
 /// What a passing run measured.
@@ -107,6 +131,11 @@ impl Scenario {
         let mut rng = rng::Rng::new(seed.wrapping_mul(31).wrapping_add(7));
         let start = mesh.now;
         let end = start + self.chaos_ms;
+        let mut first_outage = u64::MAX;
+        if let Some(policy) = &self.failover {
+            mesh.enable_failover(policy.clone());
+            first_outage = start + self.chaos_ms / 5;
+        }
         let mut next_write = start + interval(&mut rng, self.write_every_ms.max(1));
         let mut next_fault =
             if self.fault_every_ms > 0 { start + interval(&mut rng, self.fault_every_ms) } else { u64::MAX };
@@ -116,8 +145,18 @@ impl Scenario {
             }
         }
         while mesh.now < end {
-            let t = next_write.min(next_fault).min(end);
+            let t = next_write.min(next_fault).min(first_outage).min(end);
             mesh.run_until(t);
+            if t == first_outage {
+                first_outage = u64::MAX;
+                let cities: Vec<usize> = (0..mesh.len())
+                    .filter(|&i| mesh.id(i).depth() == 2 && (0..mesh.len()).any(|c| mesh.parent_of(c) == Some(i)))
+                    .collect();
+                if let Some(&c) = rng.pick(&cities) {
+                    mesh.restart(c);
+                    mesh.long_outage(c, self.outage_ms);
+                }
+            }
             if t == next_write {
                 let (node, outcome) = mesh.random_write();
                 if outcome == workload::WriteOutcome::Written && rng.chance(self.crash_after_write) {
@@ -182,7 +221,16 @@ impl Scenario {
 
     fn fault(&self, mesh: &mut Mesh, rng: &mut rng::Rng) {
         let m = &self.faults;
-        let total = m.cut + m.heal + m.partition + m.crash + m.restart + m.forge + m.disk_fail + m.disk_heal;
+        let total = m.cut
+            + m.heal
+            + m.partition
+            + m.crash
+            + m.restart
+            + m.forge
+            + m.disk_fail
+            + m.disk_heal
+            + m.outage
+            + m.spurious_attach;
         if total == 0 || mesh.len() < 2 {
             return;
         }
@@ -229,6 +277,17 @@ impl Scenario {
             let failing: Vec<usize> = (0..mesh.len()).filter(|&i| mesh.disk_failing(i)).collect();
             if let Some(&i) = rng.pick(&failing) {
                 mesh.disk_fault(i, crate::kv::DiskFault::None);
+            }
+        } else if take(m.outage) {
+            let parents: Vec<usize> =
+                (1..mesh.len()).filter(|&i| (0..mesh.len()).any(|c| mesh.parent_of(c) == Some(i))).collect();
+            if let Some(&i) = rng.pick(&parents) {
+                mesh.long_outage(i, self.outage_ms);
+            }
+        } else if take(m.spurious_attach) {
+            let below: Vec<usize> = (0..mesh.len()).filter(|&i| mesh.id(i).depth() >= 3).collect();
+            if let Some(&i) = rng.pick(&below) {
+                mesh.spurious_attach(i);
             }
         }
     }
