@@ -335,9 +335,10 @@ impl Rollup {
     }
 
     /// The subtree of `root` at `now`: counts over all of it, rows down to
-    /// `depth` levels below `root` (all when `None`). `link_up(child)` says
-    /// whether this node's link to a direct child is up; it is asked once
-    /// per child. `None` when `root` is not known here.
+    /// `depth` levels below `root` (all when `None`). `link_up(peer)` says
+    /// whether this node's link to a peer is up (a direct child, or a
+    /// descendant attached directly); it is asked at most once per office.
+    /// `None` when `root` is not known here.
     pub fn view(
         &self,
         root: &NodeId,
@@ -356,9 +357,23 @@ impl Rollup {
             if !id.is_in_subtree_of(root) {
                 break;
             }
-            let link_down = match self.me.child_toward(id) {
-                Some(child) => !*child_up.entry(child.clone()).or_insert_with(|| link_up(&child)),
-                None => false,
+            // The way toward `id` is up when this node has a live link to
+            // `id` or to any office between them: its child on the path, or
+            // a descendant attached directly while its own parent is down
+            // (failover), whose subtree is then reachable without the child.
+            let link_down = if self.me.is_ancestor_of(id) {
+                let mut up = false;
+                let mut at = Some(id.clone());
+                while let Some(hop) = at.filter(|h| h != &self.me) {
+                    if *child_up.entry(hop.clone()).or_insert_with(|| link_up(&hop)) {
+                        up = true;
+                        break;
+                    }
+                    at = hop.parent();
+                }
+                !up
+            } else {
+                false
             };
             let (age_s, stale) = judge(e.report.as_ref(), now, stale_after_s, link_down);
             reporting.expected += 1;
@@ -509,6 +524,18 @@ mod tests {
         assert_eq!(r.report(&id("gz/b")).unwrap().received_at, Some(800_000), "never made fresher");
         assert_eq!(r.age_of(&id("gz/b"), 1, 1_100_000), Some(300_000));
         assert_eq!(r.age_of(&id("gz/b"), 2, 1_100_000), None);
+    }
+
+    #[test]
+    fn a_county_attached_directly_is_reachable_while_its_city_is_not() {
+        let mut r = Rollup::new(id("gz"));
+        r.apply(&summary("gz/b", 1, 1_000_000, 1), Some(1_000_000));
+        r.apply(&summary("gz/b/k", 1, 1_000_000, 1), Some(1_000_000));
+        r.apply(&summary("gz/b/k/s", 1, 1_000_000, 1), Some(1_000_000));
+        let v = r.view(&id("gz"), None, 1_001_000, 120, |p| p.as_str() == "gz/b/k").unwrap();
+        assert!(row(&v, "gz/b").link_down && row(&v, "gz/b").stale, "the city's own row stays stale");
+        assert!(!row(&v, "gz/b/k").link_down && !row(&v, "gz/b/k").stale);
+        assert!(!row(&v, "gz/b/k/s").link_down, "the county's subtree comes with it");
     }
 
     #[test]
