@@ -19,6 +19,7 @@ pub mod bin;
 pub mod cdp;
 pub mod chaos;
 pub mod client;
+pub mod failover;
 pub mod mesh;
 pub mod netns;
 pub mod oracle;
