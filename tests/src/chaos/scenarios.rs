@@ -257,6 +257,18 @@ impl Run {
         Hammer::start(&self.log, &self.cluster.api(node), node, node, 2, seed)
     }
 
+    /// `kill -9` of `node` at a random moment among writes to it: two
+    /// clients post there as fast as it answers, the kill lands after a lead
+    /// of `lead_ms` (a range), and the writes acknowledged there in that time
+    /// are returned with the lead. The node is left down.
+    pub async fn kill9_mid_write(&mut self, node: &str, lead_ms: (u64, u64)) -> (usize, Duration) {
+        let hammer = self.hammer(node);
+        let lead = Duration::from_millis(self.rng.range(lead_ms.0, lead_ms.1));
+        self.hold(lead).await;
+        self.cluster.kill9(node);
+        (hammer.stop().await, lead)
+    }
+
     /// Declare that this run damages the mesh on purpose: its temp folder is
     /// removed although the report fails.
     pub fn expect_damage(&mut self) {
@@ -469,12 +481,8 @@ pub async fn kill9_random(opts: &Opts) -> Report {
         let down = Duration::from_millis(run.rng.range(0, 1_500));
         // Two clients write to the victim as fast as it answers; the kill
         // lands at a random moment among their writes.
-        let hammer = run.hammer(&victim);
-        let lead = Duration::from_millis(run.rng.range(100, 1_200));
-        run.hold(lead).await;
-        run.cluster.kill9(&victim);
+        let (acked, lead) = run.kill9_mid_write(&victim, (100, 1_200)).await;
         kills += 1;
-        let acked = hammer.stop().await;
         run.fault(format!("kill -9 {victim} mid-write ({acked} writes acknowledged there in the last {lead:?}); restart after {down:?}"));
         run.hold(down).await;
         run.cluster.start_node(&victim).await;
@@ -513,11 +521,7 @@ pub async fn rolling_upgrade(opts: &Opts) -> Report {
         run.fault(format!("{id} upgraded: SIGTERM on {}, started on this build", crate::previous::PREVIOUS_VERSION));
         let pause = Duration::from_millis(run.rng.range(1_500, 3_500));
         if i == crash_at {
-            let hammer = run.hammer(id);
-            let lead = Duration::from_millis(run.rng.range(100, 1_000));
-            run.hold(lead).await;
-            run.cluster.kill9(id);
-            let acked = hammer.stop().await;
+            let (acked, _) = run.kill9_mid_write(id, (100, 1_000)).await;
             run.fault(format!("kill -9 {id} just after its upgrade, mid-write ({acked} writes acknowledged there)"));
             let down = Duration::from_millis(run.rng.range(200, 1_500));
             run.hold(down).await;
@@ -567,11 +571,7 @@ pub async fn province_restart(opts: &Opts) -> Report {
         run.fault(format!("{root} restarted after {down:?} down ({acked} writes acknowledged there just before)"));
         let pause = Duration::from_millis(run.rng.range(2_000, 4_000));
         run.hold(pause).await;
-        let hammer = run.hammer(&root);
-        let lead = Duration::from_millis(run.rng.range(100, 1_000));
-        run.hold(lead).await;
-        run.cluster.kill9(&root);
-        let acked = hammer.stop().await;
+        let (acked, _) = run.kill9_mid_write(&root, (100, 1_000)).await;
         let down = Duration::from_millis(run.rng.range(200, 2_000));
         run.fault(format!(
             "kill -9 {root} mid-write ({acked} writes acknowledged there just before); restart after {down:?}"
@@ -799,11 +799,7 @@ pub async fn random(opts: &Opts, ro: &RandomOpts) -> Report {
                 45..=79 => {
                     let d = s(0, 3_000, &mut run.rng);
                     // Land the kill among writes to the victim.
-                    let hammer = run.hammer(&n);
-                    let lead = s(50, 600, &mut run.rng);
-                    run.hold(lead).await;
-                    run.cluster.kill9(&n);
-                    let acked = hammer.stop().await;
+                    let (acked, lead) = run.kill9_mid_write(&n, (50, 600)).await;
                     *counts.entry("kill -9").or_default() += 1;
                     run.fault(format!(
                         "kill -9 {n} mid-write ({acked} acknowledged there in {lead:?}); restart after {d:?}"
