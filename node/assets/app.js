@@ -255,6 +255,17 @@ const I18N = {
   },
 };
 
+/* Certificates needing attention (the province's list, from /v1/summary). */
+Object.assign(I18N.zh, {
+  'ov.certs': '证书需要处理的单位', 'cert.revoked': '已吊销', 'cert.expired': '已过期',
+  'cert.expiring': '{n} 天后到期', 'cert.serial': '序列号', 'cert.not_after': '有效期至', 'cert.office': '单位', 'cert.state': '状态',
+});
+Object.assign(I18N.en, {
+  'ov.certs': 'Offices whose certificate needs attention', 'cert.revoked': 'revoked', 'cert.expired': 'expired',
+  'cert.expiring': 'expires in {n} days', 'cert.expiring.one': 'expires in 1 day', 'cert.serial': 'Serial',
+  'cert.not_after': 'Valid until', 'cert.office': 'Office', 'cert.state': 'State',
+});
+
 let lang = loadLang();
 
 function loadLang() {
@@ -710,6 +721,28 @@ function renderSummary() {
   renderTrend();
   renderScreen();
   updateCategoryList();
+  renderCertificates();
+}
+
+/** The subtree's revoked, expired and expiring certificates; hidden when there are none. */
+function renderCertificates() {
+  const box = $('#cert-alerts');
+  if (!box) return;
+  const list = (state.summary && state.summary.certificates) || [];
+  box.hidden = list.length === 0;
+  $('#cert-table').replaceChildren(
+    el('thead', {}, [el('tr', {}, ['cert.office', 'cert.state', 'cert.not_after', 'cert.serial'].map((k) => el('th', {}, t(k))))]),
+    el('tbody', {}, list.map((c) => {
+      const name = (lang === 'en' ? c.name || c.name_zh : c.name_zh || c.name) || c.node_id;
+      const stateText = c.state === 'expiring' ? t('cert.expiring', { n: c.days_left }) : t('cert.' + c.state);
+      return el('tr', { 'data-node': c.node_id, 'data-state': c.state, class: c.state === 'expiring' ? 'warn' : 'bad' }, [
+        el('td', {}, [name, el('small', { class: 'node-id' }, ' ' + c.node_id)]),
+        el('td', {}, stateText),
+        el('td', {}, c.not_after ? c.not_after.slice(0, 10) : '—'),
+        el('td', {}, c.serial || '—'),
+      ]);
+    })),
+  );
 }
 
 function renderTotals() {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod driver;
+pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod ops;

@@ -127,6 +127,17 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
     );
     let lists = crate::certs::revocation::ListState::new(&cfg.data_dir, cfg.revocations.clone());
     let certs = crate::certs::CertState::new(tls, cfg.tls.clone(), lists);
+    // The health report (release, certificate) goes up the tree; a reloaded
+    // certificate is news.
+    let health = crate::health::HealthReporter::new(state.clone(), &certs.current());
+    health.publish();
+    {
+        let health = health.clone();
+        certs.on_reload(move |tls| {
+            health.certificate_changed(tls);
+            Ok(())
+        });
+    }
     // The list kept from an earlier run, then the one this node publishes.
     if let Some(kept) = certs.revocations.kept_bytes() {
         certs.offer_list(kept, "data dir");
@@ -161,6 +172,7 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         transport: stats.clone(),
         certs: Some(certs.clone()),
         failover: failover.clone(),
+        health: Some(health.clone()),
     };
     // SIGHUP and changed files reload the certificate, key and CA.
     tracker.spawn(crate::certs::watch::run(certs.clone(), stop.clone()).in_current_span());

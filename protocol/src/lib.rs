@@ -9,6 +9,7 @@
 
 pub mod engine;
 pub mod figures;
+pub mod health;
 pub mod integrity;
 pub mod kv;
 pub mod matters;

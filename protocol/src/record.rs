@@ -16,6 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::figures::Figures;
+pub use crate::health::Health;
 pub use crate::matters::{Matter, MattersSummary};
 use crate::node_id::{NodeId, NodeIdError};
 
@@ -43,11 +44,21 @@ pub enum Kind {
     Matter,
     /// One office's matter figures (protocol 2).
     MattersSummary,
+    /// One office's health report: certificate, clock, release (protocol 2).
+    Health,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] =
-        [Kind::Posting, Kind::Fill, Kind::Worker, Kind::Placement, Kind::Summary, Kind::Matter, Kind::MattersSummary];
+    pub const ALL: [Kind; 8] = [
+        Kind::Posting,
+        Kind::Fill,
+        Kind::Worker,
+        Kind::Placement,
+        Kind::Summary,
+        Kind::Matter,
+        Kind::MattersSummary,
+        Kind::Health,
+    ];
 
     /// The first protocol version whose peers can decode this kind. A link
     /// that negotiated an older version never carries it: such records wait
@@ -55,7 +66,7 @@ impl Kind {
     pub fn since_protocol(self) -> u32 {
         match self {
             Kind::Posting | Kind::Fill | Kind::Worker | Kind::Placement | Kind::Summary => 1,
-            Kind::Matter | Kind::MattersSummary => 2,
+            Kind::Matter | Kind::MattersSummary | Kind::Health => 2,
         }
     }
 
@@ -69,6 +80,7 @@ impl Kind {
             Kind::Summary => b's',
             Kind::Matter => b'm',
             Kind::MattersSummary => b't',
+            Kind::Health => b'h',
         }
     }
 
@@ -85,6 +97,7 @@ impl Kind {
             Kind::Summary => "summary",
             Kind::Matter => "matter",
             Kind::MattersSummary => "matters_summary",
+            Kind::Health => "health",
         }
     }
 }
@@ -129,7 +142,7 @@ impl RecordId {
             rest.bytes().next().and_then(Kind::from_letter).ok_or_else(|| RecordIdError::UnknownKind(s.to_owned()))?;
         let suffix = &rest[1..];
         let ok = match kind {
-            Kind::Summary | Kind::MattersSummary => suffix.is_empty(),
+            Kind::Summary | Kind::MattersSummary | Kind::Health => suffix.is_empty(),
             Kind::Fill => suffix
                 .strip_prefix('~')
                 .map(|p| RecordId::parse(p).map(|p| p.kind() == Kind::Posting).unwrap_or(false))
@@ -161,6 +174,11 @@ impl RecordId {
     /// The id of `origin`'s matters summary record.
     pub fn matters_summary(origin: &NodeId) -> RecordId {
         RecordId(format!("{}_t", origin.dotted()))
+    }
+
+    /// The id of `origin`'s health report.
+    pub fn health(origin: &NodeId) -> RecordId {
+        RecordId(format!("{}_h", origin.dotted()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -384,6 +402,8 @@ pub enum Body {
     Matter(Matter),
     /// Added in protocol 2: never sent to a peer that negotiated 1.
     MattersSummary(MattersSummary),
+    /// Added in protocol 2: never sent to a peer that negotiated 1.
+    Health(Health),
 }
 
 impl Body {
@@ -396,6 +416,7 @@ impl Body {
             Body::Summary(_) => Kind::Summary,
             Body::Matter(_) => Kind::Matter,
             Body::MattersSummary(_) => Kind::MattersSummary,
+            Body::Health(_) => Kind::Health,
         }
     }
 }
@@ -441,7 +462,7 @@ impl Record {
             Body::Posting(p) => (Some(p.audience.clone()), self.origin.clone()),
             Body::Fill(f) => (Some(f.audience.clone()), f.posting_origin.clone()),
             Body::Placement(l) => (None, l.worker_office.clone()),
-            Body::Worker(_) | Body::Summary(_) | Body::Matter(_) | Body::MattersSummary(_) => {
+            Body::Worker(_) | Body::Summary(_) | Body::Matter(_) | Body::MattersSummary(_) | Body::Health(_) => {
                 (None, self.origin.clone())
             }
         };
@@ -538,6 +559,12 @@ impl Record {
                     return Err(field("id", "is not the origin's matters summary id".into()));
                 }
                 s.figures.validate().map_err(|p| field("figures", p))?;
+            }
+            Body::Health(h) => {
+                if *id != RecordId::health(&self.origin) {
+                    return Err(field("id", "is not the origin's health report id".into()));
+                }
+                h.validate().map_err(|(name, p)| field(name, p))?;
             }
         }
         Ok(())

@@ -46,6 +46,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::figures::{Figures, Holds, Totals};
+use crate::health::Health;
 use crate::kv::{Kv, StoreError};
 use crate::node_id::NodeId;
 use crate::record::{Body, Kind, Record, RecordId};
@@ -108,6 +109,8 @@ struct Entry {
     /// The topology's entry, when the topology lists the office.
     listed: Option<Office>,
     report: Option<Report>,
+    /// The office's latest health report held here, with its version.
+    health: Option<(u64, Health)>,
     /// Sum of the figures of every report in the office's subtree.
     subtree: Figures,
 }
@@ -144,6 +147,8 @@ pub struct OfficeRow {
     pub stale: bool,
     /// The link from this node toward the office is down.
     pub link_down: bool,
+    /// The office's latest health report held here.
+    pub health: Option<Health>,
 }
 
 impl OfficeRow {
@@ -197,20 +202,24 @@ impl Rollup {
         self.loaded_at = now;
         for e in self.entries.values_mut() {
             e.report = None;
+            e.health = None;
             e.subtree = Figures::default();
         }
         let prefix = self.me.dotted();
-        let mut after: Option<String> = None;
-        loop {
-            let page = store::list_records(kv, Kind::Summary, &prefix, after.as_deref(), LOAD_PAGE)?;
-            for s in &page {
-                self.apply(&s.record, None);
-            }
-            match page.last() {
-                Some(last) if page.len() == LOAD_PAGE => after = Some(last.record.id.to_string()),
-                _ => return Ok(()),
+        for kind in [Kind::Summary, Kind::Health] {
+            let mut after: Option<String> = None;
+            loop {
+                let page = store::list_records(kv, kind, &prefix, after.as_deref(), LOAD_PAGE)?;
+                for s in &page {
+                    self.apply(&s.record, None);
+                }
+                match page.last() {
+                    Some(last) if page.len() == LOAD_PAGE => after = Some(last.record.id.to_string()),
+                    _ => break,
+                }
             }
         }
+        Ok(())
     }
 
     pub fn node_id(&self) -> &NodeId {
@@ -241,11 +250,15 @@ impl Rollup {
         }
     }
 
-    /// Take a summary record applied by this node (`received_at`: now, by
-    /// this node's clock; `None` when loaded from the store). Anything that
-    /// is not a summary of this subtree, or not newer than the one held, is
-    /// ignored.
+    /// Take a summary or health record applied by this node (`received_at`:
+    /// now, by this node's clock; `None` when loaded from the store).
+    /// Anything else, anything not of this subtree, or not newer than the
+    /// one held, is ignored.
     pub fn apply(&mut self, record: &Record, received_at: Option<u64>) {
+        if let Body::Health(h) = &record.body {
+            self.apply_health(record, h);
+            return;
+        }
         let Body::Summary(s) = &record.body else { return };
         let origin = &record.origin;
         if !origin.is_in_subtree_of(&self.me) || record.id != RecordId::summary(origin) {
@@ -276,6 +289,33 @@ impl Rollup {
             }
             cur = id.parent();
         }
+    }
+
+    fn apply_health(&mut self, record: &Record, h: &Health) {
+        let origin = &record.origin;
+        if !origin.is_in_subtree_of(&self.me) || record.id != RecordId::health(origin) {
+            return;
+        }
+        self.ensure(origin);
+        let Some(entry) = self.entries.get_mut(&TreeKey(origin.clone())) else { return };
+        if entry.health.as_ref().is_some_and(|(v, _)| *v >= record.version) {
+            return;
+        }
+        entry.health = Some((record.version, h.clone()));
+    }
+
+    /// The latest health report held from `id`.
+    pub fn health(&self, id: &NodeId) -> Option<&Health> {
+        self.entries.get(&TreeKey(id.clone()))?.health.as_ref().map(|(_, h)| h)
+    }
+
+    /// Health reports of subtree(`root`) held here, in tree order.
+    pub fn health_reports(&self, root: &NodeId) -> Vec<(&NodeId, &Health)> {
+        self.entries
+            .range(TreeKey(root.clone())..)
+            .take_while(|(k, _)| k.0.is_in_subtree_of(root))
+            .filter_map(|(k, e)| e.health.as_ref().map(|(_, h)| (&k.0, h)))
+            .collect()
     }
 
     /// The sender of version `version` of `office`'s summary had held it
@@ -399,6 +439,7 @@ impl Rollup {
                 age_s,
                 stale,
                 link_down,
+                health: e.health.as_ref().map(|(_, h)| h.clone()),
             });
         }
         Some(SubtreeView { root: root.clone(), figures: root_entry.subtree.clone(), reporting, rows })
@@ -466,6 +507,35 @@ mod tests {
 
     fn row<'a>(v: &'a SubtreeView, n: &str) -> &'a OfficeRow {
         v.rows.iter().find(|r| r.node_id.as_str() == n).unwrap()
+    }
+
+    fn health(origin: &str, version: u64, serial: &str, not_after: i64) -> Record {
+        let origin = id(origin);
+        let facts = crate::health::HealthFacts {
+            software: "0.2.0".into(),
+            cert_serial: Some(serial.into()),
+            cert_not_after: Some(not_after),
+            clock_offset_ms: Some(-600_000),
+            counters: Default::default(),
+        };
+        Record { id: RecordId::health(&origin), origin, version, body: Body::Health(facts.stamp(1)) }
+    }
+
+    #[test]
+    fn health_reports_are_kept_per_office_latest_version_only() {
+        let mut r = Rollup::new(id("gz"));
+        r.apply(&health("gz/a/x", 2, "0b", 2_000), Some(10));
+        r.apply(&health("gz/a/x", 1, "0a", 1_000), Some(11));
+        r.apply(&health("gz/b", 1, "0c", 3_000), None);
+        r.apply(&health("other", 1, "0d", 3_000), None);
+        assert_eq!(r.health(&id("gz/a/x")).unwrap().cert_serial.as_deref(), Some("0b"), "an older version is ignored");
+        let all: Vec<&str> = r.health_reports(&id("gz")).into_iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(all, ["gz/a/x", "gz/b"], "tree order, this subtree only");
+        let under_a: Vec<&str> = r.health_reports(&id("gz/a")).into_iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(under_a, ["gz/a/x"]);
+        let v = r.view(&id("gz"), None, 20, 120, |_| true).unwrap();
+        assert_eq!(row(&v, "gz/a/x").health.as_ref().and_then(|h| h.clock_offset_ms), Some(-600_000));
+        assert!(row(&v, "gz/a/x").missing(), "a health report is not figures");
     }
 
     #[test]

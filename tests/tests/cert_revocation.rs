@@ -124,6 +124,19 @@ async fn a_revoked_office_is_dropped_and_shut_out_and_a_new_certificate_works() 
             "revocation: from `ca revoke` writing the list at the root to {PARENT} closing {REVOKED}'s link: {dropped_after:?} (1+3+9 mesh, status polled every 200 ms)"
         );
 
+        // The province's dashboard lists the revoked office (its health
+        // report reached the root before the revocation, with its serial).
+        let root = mesh.api("gz");
+        eventually("the province lists the revoked certificate", APPLY, || async {
+            let s = root.summary().await?;
+            let listed = s["certificates"].as_array().into_iter().flatten().find(|c| c["node_id"] == REVOKED);
+            match listed {
+                Some(c) if c["state"] == "revoked" => Ok(()),
+                _ => Err(s["certificates"].to_string()),
+            }
+        })
+        .await;
+
         // From now on it cannot reconnect, and what it writes stays there.
         let after = std::cell::RefCell::new(Vec::new());
         let failed_at_start = handshake_failures(&parent).await.unwrap();

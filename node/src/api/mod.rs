@@ -25,6 +25,7 @@
 //! TOKEN` (or `?token=TOKEN`).
 
 pub mod error;
+pub mod health_view;
 pub mod input;
 pub mod matters;
 pub mod matters_figures;
@@ -78,6 +79,8 @@ pub struct ApiContext {
     pub certs: Option<Arc<crate::certs::CertState>>,
     /// The fallback in use and since when the parent link is down.
     pub failover: Arc<crate::transport::FailoverState>,
+    /// This node's health report, kept current by the runtime.
+    pub health: Option<Arc<crate::health::HealthReporter>>,
 }
 
 impl Default for ApiContext {
@@ -90,6 +93,7 @@ impl Default for ApiContext {
             transport: Arc::new(crate::transport::TransportStats::new()),
             certs: None,
             failover: Arc::new(crate::transport::FailoverState::new()),
+            health: None,
         }
     }
 }

@@ -24,6 +24,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
+use super::health_view::{CertificateRow, HealthRow};
 use super::input::QueryParams;
 use super::matters_figures::{self, MatterTotals};
 use super::views::iso_time;
@@ -95,6 +96,9 @@ pub struct NodeRow {
     pub matters: Option<MatterTotals>,
     /// Matter figures summed over the office's subtree (as held here).
     pub matters_subtree: MatterTotals,
+    /// The office's health report (release, certificate, clock offset);
+    /// `null` until one arrives (a 0.1.0 office sends none).
+    pub health: Option<HealthRow>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,6 +132,9 @@ pub struct SummaryView {
     pub daily: Vec<DayRow>,
     /// Service matters of the subtree: totals, breakdowns, 30-day trend.
     pub matters: matters_figures::MattersView,
+    /// Certificates in the whole subtree that are revoked, expired or
+    /// expire within 30 days, the worst first.
+    pub certificates: Vec<CertificateRow>,
     pub nodes: Vec<NodeRow>,
 }
 
@@ -180,6 +187,15 @@ pub async fn get(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<
         })
         .await??
     };
+    let reports = {
+        let root = root.clone();
+        api.state
+            .call(move |e| {
+                e.rollup().health_reports(&root).into_iter().map(|(n, h)| (n.clone(), h.clone())).collect::<Vec<_>>()
+            })
+            .await?
+    };
+    let certificates = api.certificates(&reports, now);
     let SubtreeView { figures, reporting, rows, .. } = v;
     let subtree = figures.totals;
     let nodes = rows
@@ -188,6 +204,7 @@ pub async fn get(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<
         .map(|(r, in_flight)| NodeRow {
             matters: matters.get(&r.node_id).map(MatterTotals::of),
             matters_subtree: MatterTotals::of(&matters_figures::subtree(&matters, &r.node_id)),
+            health: r.health.as_ref().map(|h| api.health_row(h, now)),
             parent: r.node_id.parent(),
             depth: r.node_id.depth(),
             missing: r.missing(),
@@ -224,6 +241,7 @@ pub async fn get(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json<
         by_key_group: figures.by_key_group,
         daily,
         matters: matters_view,
+        certificates,
         nodes,
     }))
 }

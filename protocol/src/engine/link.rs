@@ -168,6 +168,9 @@ fn approx_size(r: &Record) -> usize {
                     * 48
                     + 128
             }
+            Body::Health(h) => {
+                s(&h.software) + o(&h.cert_serial) + 32 + h.counters.keys().map(|k| s(k) + 8).sum::<usize>()
+            }
         }
 }
 

@@ -28,6 +28,7 @@ pub mod restore;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::figures::Figures;
+use crate::health::HealthFacts;
 use crate::kv::{Kv, StoreError};
 use crate::matters::MatterFigures;
 use crate::node_id::NodeId;
@@ -524,7 +525,7 @@ impl<K: Kv> Engine<K> {
             self.write_gen += 1;
         }
         self.last_seq = self.last_seq.max(last_seq);
-        for c in changes.iter().filter(|c| matches!(c.new.body, Body::Summary(_))) {
+        for c in changes.iter().filter(|c| matches!(c.new.body, Body::Summary(_) | Body::Health(_))) {
             self.rollup.apply(&c.new, Some(self.now));
         }
         if !touched.is_empty() {
@@ -558,6 +559,27 @@ impl<K: Kv> Engine<K> {
                 figures: self.matter_figures.for_publication(now),
             }),
         }))
+    }
+
+    /// Publish this node's health report if `facts` differ from the one it
+    /// last published ([`HealthFacts::same_as`]); true if a version was
+    /// written. Its time never goes back, like the summary's.
+    pub fn set_health(&mut self, facts: &HealthFacts, now: u64) -> Result<bool, StoreError> {
+        let id = RecordId::health(&self.me);
+        let held = store::get_record(&self.kv, &id)?.map(|h| h.record);
+        let (version, stamp) = match &held {
+            Some(crate::record::Record { body: Body::Health(h), .. }) if facts.same_as(h) => return Ok(false),
+            Some(r @ crate::record::Record { body: Body::Health(h), .. }) => (r.version + 1, now.max(h.generated_at)),
+            Some(r) => (r.version + 1, now),
+            None => (1, now),
+        };
+        let rec =
+            crate::record::Record { id, origin: self.me.clone(), version, body: Body::Health(facts.stamp(stamp)) };
+        let mut a = store::Applier::new(&self.kv, self.last_seq);
+        a.merge(rec)?;
+        let finished = a.finish();
+        self.commit(finished)?;
+        Ok(true)
     }
 
     fn publish_summary(&mut self, now: u64) -> Result<(), StoreError> {

@@ -48,7 +48,7 @@ fn add_one<K: Kv + ?Sized>(kv: &K, f: &mut Figures, id: &RecordId, body: &Body) 
         Body::Worker(w) => f.add(&Figures::of_worker(w, store::placed(kv, id)?), 1),
         Body::Placement(l) => f.add(&Figures::of_placement(l), 1),
         Body::Fill(_) => f.add(&Figures::of_fill(), 1),
-        Body::Summary(_) | Body::Matter(_) | Body::MattersSummary(_) => {}
+        Body::Summary(_) | Body::Matter(_) | Body::MattersSummary(_) | Body::Health(_) => {}
     }
     Ok(())
 }

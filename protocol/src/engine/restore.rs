@@ -75,7 +75,7 @@ fn own_number(me_dotted: &str, id: &RecordId) -> Option<u64> {
     let (letter, n) = rest.split_at_checked(1)?;
     match Kind::from_letter(letter.as_bytes()[0])? {
         Kind::Posting | Kind::Worker | Kind::Placement | Kind::Matter => n.parse().ok(),
-        Kind::Fill | Kind::Summary | Kind::MattersSummary => None,
+        Kind::Fill | Kind::Summary | Kind::MattersSummary | Kind::Health => None,
     }
 }
 

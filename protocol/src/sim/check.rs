@@ -192,6 +192,16 @@ impl Mesh {
             if v.reporting != want {
                 return Err(format!("{n}: roll-up reports {:?}, the mesh has {want:?}", v.reporting));
             }
+            for r in truth.values().filter(|r| r.origin.is_in_subtree_of(n)) {
+                let Body::Health(h) = &r.body else { continue };
+                if e.rollup().health(&r.origin) != Some(h) {
+                    return Err(format!(
+                        "{n}: roll-up holds health {:?} of {}, its origin {h:?}",
+                        e.rollup().health(&r.origin),
+                        r.origin
+                    ));
+                }
+            }
             for row in &v.rows {
                 let sum = sums.get(&row.node_id).cloned().unwrap_or_default();
                 if row.subtree != sum.totals || row.stale {

@@ -73,6 +73,11 @@ pub(super) enum EvKind {
         node: usize,
         incarnation: u64,
     },
+    /// Node `node` publishes its health report (current release only).
+    Health {
+        node: usize,
+        incarnation: u64,
+    },
     /// Re-evaluate a link (a restarted node reconnecting).
     Reconnect {
         link: LinkKey,
@@ -333,10 +338,15 @@ impl Mesh {
             let fallbacks = self.fallbacks_of(i).into_iter().map(|f| self.nodes[f].id.clone()).collect();
             engine.set_fallbacks(fallbacks).unwrap_or_else(|e| panic!("fallbacks of {}: {e}", self.nodes[i].id));
         }
-        self.nodes[i].engine = Some(engine);
         self.nodes[i].incarnation += 1;
+        self.nodes[i].engine = Some(engine);
         self.nodes[i].timer_at = None;
         self.nodes[i].flushing = false;
+        // An office reports its health just after it starts (as the node does
+        // once its certificate is loaded); a restart stands for a renewed
+        // certificate, so the report changes and travels up again.
+        let incarnation = self.nodes[i].incarnation;
+        self.push(self.now + 1, EvKind::Health { node: i, incarnation });
         // A restarted node serves its API at once but reconnects only after
         // a while, so writes made in between race with the peers' resume.
         for link in self.links_of(i) {
@@ -663,6 +673,26 @@ impl Mesh {
                 self.after(node);
             }
             EvKind::Reconnect { link } => self.update_link(link),
+            EvKind::Health { node, incarnation } => {
+                let current = self.nodes[node].incarnation == incarnation;
+                if current && self.speaks(node) >= crate::record::Kind::Health.since_protocol() {
+                    let facts = crate::health::HealthFacts {
+                        software: format!("sim-{}", self.speaks(node)),
+                        cert_serial: Some(format!("{incarnation:x}")),
+                        cert_not_after: Some(2_000_000_000 + incarnation as i64),
+                        clock_offset_ms: None,
+                        counters: Default::default(),
+                    };
+                    let now = self.now;
+                    if let Some(engine) = self.nodes[node].engine.as_mut() {
+                        if engine.set_health(&facts, now).is_err() {
+                            self.store_failed(node);
+                            return true;
+                        }
+                    }
+                    self.after(node);
+                }
+            }
             EvKind::FailoverCheck { child } => self.failover_check(child),
             EvKind::ReturnCheck { child, conn } => self.return_check(child, conn),
             EvKind::OutageEnds { node } => {

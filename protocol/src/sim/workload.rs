@@ -223,7 +223,7 @@ pub fn expected_figures(
             Body::Worker(w) => f.add(&Figures::of_worker(w, placed.get(&r.id).copied().unwrap_or(0)), 1),
             Body::Placement(l) => f.add(&Figures::of_placement(l), 1),
             Body::Fill(_) => f.add(&Figures::of_fill(), 1),
-            Body::Summary(_) | Body::Matter(_) | Body::MattersSummary(_) => {}
+            Body::Summary(_) | Body::Matter(_) | Body::MattersSummary(_) | Body::Health(_) => {}
         }
     }
     out
