@@ -502,3 +502,265 @@ async fn completeness_names_withdrawal_and_wall_screen() {
     })
     .await;
 }
+
+/// The offices of the Guizhou topology (`deploy/topology/guizhou-offices.tsv`):
+/// id and parent of each, in file order.
+fn guizhou_offices() -> (String, Vec<(String, String)>) {
+    let path = jobmesh_tests::bin::workspace_root().join("deploy/topology/guizhou-offices.tsv");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let rows = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("id\t") && !l.trim().is_empty())
+        .map(|l| {
+            let mut c = l.split('\t');
+            (c.next().unwrap_or("").to_owned(), c.next().unwrap_or("").to_owned())
+        })
+        .collect();
+    (text, rows)
+}
+
+/// How many elements match `selector`.
+async fn count(page: &Page, selector: &str) -> u64 {
+    let sel = serde_json::json!(selector).to_string();
+    let v = ok(&format!("count {selector}"), page.eval(&format!("document.querySelectorAll({sel}).length")).await);
+    v.as_u64().unwrap_or_else(|| panic!("count {selector}: {v}"))
+}
+
+/// What the offices table shows: the group rows (id → expanded, fresh,
+/// stale, missing, members) and the rows inside each group.
+const TABLE_JS: &str = "(() => { const groups = {}; const inside = {}; \
+    for (const r of document.querySelectorAll('#nodes-body tr[data-group]')) { \
+      const c = r.querySelector('td[data-col=reporting]').dataset; \
+      groups[r.dataset.group] = { expanded: r.dataset.expanded, members: Number(r.dataset.members), \
+        matching: Number(r.dataset.matching), fresh: Number(c.fresh), stale: Number(c.stale), missing: Number(c.missing) }; } \
+    for (const r of document.querySelectorAll('#nodes-body tr[data-in-group]')) \
+      (inside[r.dataset.inGroup] = inside[r.dataset.inGroup] || []).push(r.dataset.node); \
+    const s = document.querySelector('#rows-shown').dataset; \
+    return { groups, inside, rows: document.querySelectorAll('#nodes-body tr').length, \
+      shown: Number(s.shown), total: Number(s.total), grouped: document.querySelector('#group-city').checked, \
+      more: !document.querySelector('#rows-more').hidden }; })()";
+
+/// The province of the real Guizhou tree (381 offices, 4 of them running):
+/// the offices table starts grouped by city and collapsed; a city opens and
+/// closes; the name search opens the group it finds offices in and works
+/// with the "only stale or missing" filter; the per-city comparison shows
+/// each city's completeness. Then a province of 2,800 offices: the table
+/// still shows one row per city, and an opened city is paged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_trees_group_by_city_with_filters_and_a_city_comparison() {
+    let Some(chromium) = chromium_or_skip("browser") else { return };
+    within(Duration::from_secs(120), "browser large trees", async {
+        let (tsv, offices) = guizhou_offices();
+        assert_eq!(offices.len(), 381, "the Guizhou topology lists 381 offices");
+        let cities: Vec<&str> =
+            offices.iter().filter(|(_, p)| p == "gz").map(|(id, _)| id.as_str()).collect();
+        let under = |city: &str| offices.iter().filter(|(id, _)| id.starts_with(&format!("{city}/"))).count();
+        const RUNNING: [&str; 4] =
+            ["gz", "gz/guiyang", "gz/guiyang/guanshanhu", "gz/guiyang/guanshanhu/oddjobs-danfeng"];
+        let topo = jobmesh_tests::bin::workspace_root().join("deploy/topology/guizhou-offices.tsv");
+        let mut mesh = jobmesh_tests::Mesh::new_with(&RUNNING, |cfg| {
+            if cfg.node_id == "gz" {
+                cfg.extra.push(format!("topology = {:?}", topo.display().to_string()));
+            }
+        });
+        mesh.start_all().await;
+        let browser = ok("launch Chromium", Browser::launch(&chromium).await);
+        let province = ok("open the province page", browser.open(&format!("{}/#overview", mesh.url("gz"))).await);
+        viewport(&province, 1400, 1000).await;
+
+        // 1. Grouped by city, collapsed: one row per city, the station's
+        // report counted fresh in Guiyang's row.
+        let guiyang_all = under("gz/guiyang") + 1;
+        let table = ok(
+            "the table shows the cities, grouped and collapsed",
+            province
+                .wait_for(
+                    "a group row per city, Guiyang with 3 fresh offices",
+                    &format!(
+                        "(() => {{ const t = {TABLE_JS}; const g = t.groups['gz/guiyang']; \
+                          return Object.keys(t.groups).length === {} && g && g.fresh === 3 ? t : null; }})()",
+                        cities.len()
+                    ),
+                    ROLL_UP,
+                )
+                .await,
+        );
+        eprintln!("browser: grouped table {}", table["groups"]["gz/guiyang"]);
+        assert_eq!(table["grouped"], true, "381 offices: grouped by default: {table}");
+        assert_eq!(table["rows"].as_u64(), Some(cities.len() as u64 + 1), "the province and one row per city: {table}");
+        assert_eq!(table["total"].as_u64(), Some(380), "every office below the province matches: {table}");
+        assert_eq!(table["more"], false, "{table}");
+        for city in &cities {
+            let g = &table["groups"][*city];
+            assert_eq!(g["expanded"], "false", "{city} starts collapsed: {table}");
+            assert_eq!(g["members"].as_u64(), Some(under(city) as u64), "{city}'s offices: {g}");
+            if *city != "gz/guiyang" {
+                assert_eq!(g["fresh"], 0, "{city}: {g}");
+                assert_eq!(g["missing"].as_u64(), Some(under(city) as u64 + 1), "{city}: {g}");
+            }
+        }
+        let g = &table["groups"]["gz/guiyang"];
+        assert_eq!(g["missing"].as_u64(), Some(guiyang_all as u64 - 3), "{g}");
+        let rep = ok("the headline", province.eval("Object.assign({}, document.querySelector('#reporting').dataset)").await);
+        assert_eq!((rep["fresh"].as_str(), rep["missing"].as_str(), rep["level"].as_str()), (Some("4"), Some("377"), Some("red")), "{rep}");
+
+        // 2. The comparison: one line per city, Guiyang's bar partly fresh.
+        let cmp = ok(
+            "read the comparison",
+            province
+                .eval(
+                    "Array.from(document.querySelectorAll('#city-chart .cmp-row[data-node]')).map((r) => ({ \
+                      node: r.dataset.node, level: r.dataset.level, fresh: Number(r.dataset.fresh), \
+                      missing: Number(r.dataset.missing), name: r.querySelector('.cmp-name').textContent, \
+                      fresh_width: (r.querySelector('.seg-fresh') || { style: { width: '0%' } }).style.width, \
+                      positions: r.querySelector('[data-col=positions_open]').textContent }))",
+                )
+                .await,
+        );
+        let cmp = cmp.as_array().cloned().unwrap_or_default();
+        assert_eq!(cmp.len(), cities.len(), "one comparison line per city: {cmp:?}");
+        let gy = cmp.iter().find(|r| r["node"] == "gz/guiyang").unwrap_or_else(|| panic!("no Guiyang line: {cmp:?}"));
+        assert_eq!(gy["name"], "贵阳市分站", "{gy}");
+        assert_eq!(gy["fresh"], 3, "{gy}");
+        assert_eq!(gy["level"], "red", "{gy}");
+        let want_width = format!("{}%", (1000.0 * 3.0 / guiyang_all as f64).round() / 10.0);
+        assert_eq!(gy["fresh_width"].as_str(), Some(want_width.as_str()), "the fresh part is 3 of {guiyang_all}: {gy}");
+        let zunyi = cmp.iter().find(|r| r["node"] == "gz/zunyi").unwrap_or_else(|| panic!("no Zunyi line: {cmp:?}"));
+        assert_eq!((zunyi["fresh"].as_i64(), zunyi["positions"].as_str()), (Some(0), Some("—")), "nothing from Zunyi: {zunyi}");
+        ok("screenshot", province.screenshot(&artifact_path("page-province-381-grouped-zh.png")).await);
+
+        // 3. Guiyang opens and closes.
+        let toggle = "#nodes-body button.group-toggle[data-group=\"gz/guiyang\"]";
+        ok("open Guiyang", province.click(toggle).await);
+        let opened = ok(
+            "Guiyang's offices show",
+            province
+                .wait_for(
+                    "rows inside Guiyang",
+                    &format!(
+                        "(() => {{ const t = {TABLE_JS}; return (t.inside['gz/guiyang'] || []).length === {} ? t : null; }})()",
+                        under("gz/guiyang")
+                    ),
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        assert_eq!(opened["groups"]["gz/guiyang"]["expanded"], "true", "{opened}");
+        assert_eq!(opened["inside"].as_object().map(|o| o.len()), Some(1), "only Guiyang is open: {opened}");
+        ok("screenshot", province.screenshot(&artifact_path("page-province-381-guiyang-open-zh.png")).await);
+        ok("close Guiyang", province.click(toggle).await);
+        ok(
+            "Guiyang closes",
+            province
+                .wait_for("no rows inside groups", "document.querySelectorAll('#nodes-body tr[data-in-group]').length === 0", FORM_ANSWER)
+                .await,
+        );
+
+        // 4. Search and filter together: "观山湖" finds the county and its two
+        // stations and opens their group; "only stale or missing" then drops
+        // the station that reports (the county stays: a station below it is
+        // missing).
+        ok("search", province.type_into("#row-search", "观山湖").await);
+        let found = ok(
+            "the search opens Guiyang with the three offices",
+            province
+                .wait_for(
+                    "Guiyang alone, with 3 rows inside",
+                    &format!("(() => {{ const t = {TABLE_JS}; return (t.inside['gz/guiyang'] || []).length === 3 ? t : null; }})()"),
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        assert_eq!(found["groups"].as_object().map(|o| o.len()), Some(1), "no other city matches: {found}");
+        let mut ids: Vec<&str> = found["inside"]["gz/guiyang"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            ["gz/guiyang/guanshanhu", "gz/guiyang/guanshanhu/coop-dongguan", "gz/guiyang/guanshanhu/oddjobs-danfeng"],
+            "{found}"
+        );
+        ok("only problems", province.pick("#row-filter", "problems").await);
+        let problems = ok(
+            "the reporting station drops out",
+            province
+                .wait_for(
+                    "2 rows inside Guiyang",
+                    &format!("(() => {{ const t = {TABLE_JS}; return (t.inside['gz/guiyang'] || []).length === 2 ? t : null; }})()"),
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        let mut ids: Vec<&str> =
+            problems["inside"]["gz/guiyang"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["gz/guiyang/guanshanhu", "gz/guiyang/guanshanhu/coop-dongguan"], "{problems}");
+        ok("screenshot", province.screenshot(&artifact_path("page-province-381-search-problems-zh.png")).await);
+        english(&province).await;
+        let label = ok("the grouping's label", province.eval("document.querySelector('#group-city').parentNode.textContent.trim()").await);
+        assert_eq!(label, "Group by city", "{label}");
+        let width = ok("page width", province.eval("document.documentElement.scrollWidth").await);
+        assert!(width.as_i64().is_some_and(|w| w <= 1400), "the English page is wider than 1400 px: {width}");
+        ok("screenshot", province.screenshot(&artifact_path("page-province-381-search-problems-en.png")).await);
+        for (name, page) in [("province", &province)] {
+            let errors = page.errors();
+            assert!(errors.is_empty(), "the {name} page reported errors:\n{}", errors.join("\n"));
+        }
+        mesh.finish().await;
+
+        // 5. 2,800 offices: the tree above plus synthetic stations under
+        // Zunyi's counties. Still one row per city; an opened city is paged.
+        let zunyi_counties: Vec<&str> =
+            offices.iter().filter(|(_, p)| p == "gz/zunyi").map(|(id, _)| id.as_str()).collect();
+        let mut big = tsv.clone();
+        let extra = 2_800 - offices.len();
+        for i in 0..extra {
+            let county = zunyi_counties[i % zunyi_counties.len()];
+            big += &format!("{county}/syn-{i:04}\t{county}\tstation\tTest station {i}\t测试站{i}号\tsynthetic\n");
+        }
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let big_path = dir.path().join("offices-2800.tsv");
+        std::fs::write(&big_path, big).unwrap_or_else(|e| panic!("write {}: {e}", big_path.display()));
+        let mut mesh = jobmesh_tests::Mesh::new_with(&["gz"], |cfg| {
+            cfg.extra.push(format!("topology = {:?}", big_path.display().to_string()));
+        });
+        mesh.start_all().await;
+        let province = ok("open the big province's page", browser.open(&format!("{}/#overview", mesh.url("gz"))).await);
+        viewport(&province, 1400, 1000).await;
+        let t0 = Instant::now();
+        let big_table = ok(
+            "2,800 offices grouped",
+            province
+                .wait_for(
+                    "one row per city over 2,799 offices",
+                    &format!("(() => {{ const t = {TABLE_JS}; return t.total === 2799 ? t : null; }})()"),
+                    PAGE_LOAD,
+                )
+                .await,
+        );
+        eprintln!("browser: 2,800 offices shown grouped {:?} after navigating", t0.elapsed());
+        assert_eq!(big_table["rows"].as_u64(), Some(cities.len() as u64 + 1), "{big_table}");
+        ok("open Zunyi", province.click("#nodes-body button.group-toggle[data-group=\"gz/zunyi\"]").await);
+        let paged = ok(
+            "Zunyi opens a page at a time",
+            province
+                .wait_for(
+                    "100 rows inside Zunyi and a 'more' button",
+                    &format!("(() => {{ const t = {TABLE_JS}; return (t.inside['gz/zunyi'] || []).length === 100 && t.more ? t : null; }})()"),
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        assert_eq!(paged["groups"]["gz/zunyi"]["members"].as_u64(), Some((under("gz/zunyi") + extra) as u64), "{}", paged["groups"]["gz/zunyi"]);
+        let render_ms = ok(
+            "time a render",
+            province.eval("(() => { const t = performance.now(); renderNodesTable(); return performance.now() - t; })()").await,
+        );
+        eprintln!("browser: one render of the 2,800-office table took {render_ms} ms; {} rows in the DOM", count(&province, "#nodes-body tr").await);
+        ok("screenshot", province.screenshot(&artifact_path("page-province-2800-zunyi-open-zh.png")).await);
+        let errors = province.errors();
+        assert!(errors.is_empty(), "the province page reported errors:\n{}", errors.join("\n"));
+        browser.close().await;
+        mesh.finish().await;
+    })
+    .await;
+}
