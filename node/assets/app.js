@@ -203,7 +203,7 @@ const I18N = {
     'col.link': 'Link', 'col.backlog': 'Backlog', 'col.in_flight': 'In flight', 'col.last_contact': 'Last contact',
     'col.name': 'Name', 'col.count': 'Count',
     'state.ok': 'ok', 'state.stale': 'stale', 'state.missing': 'missing',
-    'link.up': 'connected', 'link.down': 'down', 'link.down_for': 'down {age}',
+    'link.up': 'up', 'link.down': 'down', 'link.down_for': 'down {age}',
     'inflight.title': 'postings {postings} · workers {workers} · placements {placements} · fills {fills}',
     'age.s': '{n} s', 'age.m': '{n} min', 'age.h': '{n} h', 'age.d': '{n} d', 'ago': '{age} ago',
     'trend.postings': 'Postings published', 'trend.placements': 'Placements', 'trend.empty': 'No activity in the last 30 days',
@@ -757,6 +757,7 @@ function renderHeadline() {
     el('span', { class: 'office-path' }, shown),
   ]);
   renderBreadcrumb(shown);
+  renderBrand();
   const rep = $('#reporting');
   const r = (s && s.reporting) || {};
   rep.dataset.offices = isNum(r.offices) ? String(r.offices) : '';
@@ -1012,7 +1013,9 @@ function renderCityChart(children, counts) {
     const bars = metrics.map(([key], i) => {
       const v = valueOf(n, key, known);
       return el('span', { class: 'cmp-metric', 'data-col': key, 'data-value': isNum(v) ? v : null }, [
-        el('span', { class: 'track' }, el('span', { class: 'hbar hbar-' + key, style: `width:${isNum(v) ? pct(v, tops[i]) : 0}%` })),
+        el('span', { class: 'track' }, el('span', {
+          class: 'hbar hbar-' + key + (isNum(v) && v > 0 ? '' : ' hbar-none'), style: `width:${isNum(v) ? pct(v, tops[i]) : 0}%`,
+        })),
         el('span', { class: 'hbar-value' }, fmtNum(v)),
       ]);
     });
@@ -1272,12 +1275,19 @@ function renderUplink() {
   box.hidden = false;
 }
 
+/** The top bar: this office's name (from its own summary row) and id. */
+function renderBrand() {
+  const id = homeId() || '';
+  $('#node-id').textContent = id;
+  const me = selfRow();
+  // A drill-down's rows do not hold this office's own: keep the name shown.
+  if (me || !state.drill) $('#node-name').textContent = me ? officeName(me) : '';
+  if (id) document.title = `${$('#node-name').textContent ? $('#node-name').textContent + ' · ' : ''}${id}`;
+}
+
 function renderStatus() {
   const s = state.status || {};
-  $('#node-id').textContent = s.node_id || '';
-  const me = selfRow();
-  $('#node-name').textContent = me ? officeName(me) : '';
-  if (s.node_id) document.title = `${me ? officeName(me) + ' · ' : ''}${s.node_id}`;
+  renderBrand();
   renderUplink();
   renderMesh();
   renderAudienceChoices();
