@@ -37,13 +37,25 @@
  *       .badge-link-up / .badge-link-down   (direct children: from /v1/status, with how long down;
  *                                            deeper offices: .badge-link-down when the row says link_down)
  *       .office-name (topology name in the page's language, else the id's last segment), .office-path (id)
+ *   #group-city               checkbox: group the table by the next level (cities, for the province);
+ *                             on by default above 60 offices. Group rows: tr[data-group=<id>][data-expanded]
+ *                             [data-members][data-matching] with button.group-toggle[data-group]; rows inside a
+ *                             group: tr[data-in-group=<id>]. #row-filter and #row-search apply inside groups
+ *                             (a search opens the groups it finds offices in); #rows-shown[data-shown][data-total]
+ *   #city-chart .cmp-row[data-node][data-level][data-fresh][data-stale][data-missing]
+ *                             the next level compared: completeness (.seg-fresh/.seg-stale/.seg-missing) and
+ *                             [data-col=positions_open|placements|matters][data-value] bars
  *   table#by-category, #by-work-type, #by-key-group   tbody tr[data-key=<raw name>]
- *   #trend-chart svg[data-days] polyline.series-postings, polyline.series-placements
+ *   #trend-chart svg[data-days][width][height] polyline.series-postings, polyline.series-placements
+ *                             (drawn at the box's width, 280 px high; redrawn on resize)
  *
  * Job board (#view-board)
  *   form#board-filters  input[name=category], select[name=work_type], input[name=open] (checked by default)
  *   #board-list article.posting[data-id]  .remaining[data-value]
  *   #board-count, #board-empty, #board-more (button, [hidden] when there is no next page)
+ *   own open postings: button[data-act=withdrawn|closed|edit]; #board-message says what was done
+ *   form#edit-form[data-id]   every field PATCH takes (not the audience), prefilled; sends only changed
+ *                             fields; errors: .field-error[data-field=...], #edit-error
  *
  * Staff forms (#view-staff); all forms are novalidate, submit with button[type=submit].
  *   Errors from the API go to `.field-error[data-field=<field>]` inside the form (field = text before

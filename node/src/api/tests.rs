@@ -746,15 +746,11 @@ async fn matters_record_resolve_list_and_roll_up() {
         .iter()
         .map(|p| (p["field"].as_str().unwrap_or("").to_owned(), p["code"].as_str().unwrap_or("").to_owned()))
         .collect();
-    let want: Vec<(String, String)> = [
-        ("category", "not_in_list"),
-        ("channel", "required"),
-        ("summary", "required"),
-        ("status", "not_in_list"),
-    ]
-    .iter()
-    .map(|(f, c)| (f.to_string(), c.to_string()))
-    .collect();
+    let want: Vec<(String, String)> =
+        [("category", "not_in_list"), ("channel", "required"), ("summary", "required"), ("status", "not_in_list")]
+            .iter()
+            .map(|(f, c)| (f.to_string(), c.to_string()))
+            .collect();
     assert_eq!(problems, want, "{v}");
     assert!(v["errors"][0]["params"]["allowed"].as_array().is_some_and(|a| a.len() == 7), "{v}");
     assert_eq!(n.count("matters").await, 2, "refused input stored nothing");
