@@ -37,13 +37,25 @@
  *       .badge-link-up / .badge-link-down   (direct children: from /v1/status, with how long down;
  *                                            deeper offices: .badge-link-down when the row says link_down)
  *       .office-name (topology name in the page's language, else the id's last segment), .office-path (id)
+ *   #group-city               checkbox: group the table by the next level (cities, for the province);
+ *                             on by default above 60 offices. Group rows: tr[data-group=<id>][data-expanded]
+ *                             [data-members][data-matching] with button.group-toggle[data-group]; rows inside a
+ *                             group: tr[data-in-group=<id>]. #row-filter and #row-search apply inside groups
+ *                             (a search opens the groups it finds offices in); #rows-shown[data-shown][data-total]
+ *   #city-chart .cmp-row[data-node][data-level][data-fresh][data-stale][data-missing]
+ *                             the next level compared: completeness (.seg-fresh/.seg-stale/.seg-missing) and
+ *                             [data-col=positions_open|placements|matters][data-value] bars
  *   table#by-category, #by-work-type, #by-key-group   tbody tr[data-key=<raw name>]
- *   #trend-chart svg[data-days] polyline.series-postings, polyline.series-placements
+ *   #trend-chart svg[data-days][width][height] polyline.series-postings, polyline.series-placements
+ *                             (drawn at the box's width, 280 px high; redrawn on resize)
  *
  * Job board (#view-board)
  *   form#board-filters  input[name=category], select[name=work_type], input[name=open] (checked by default)
  *   #board-list article.posting[data-id]  .remaining[data-value]
  *   #board-count, #board-empty, #board-more (button, [hidden] when there is no next page)
+ *   own open postings: button[data-act=withdrawn|closed|edit]; #board-message says what was done
+ *   form#edit-form[data-id]   every field PATCH takes (not the audience), prefilled; sends only changed
+ *                             fields; errors: .field-error[data-field=...], #edit-error
  *
  * Staff forms (#view-staff); all forms are novalidate, submit with button[type=submit].
  *   Errors from the API go to `.field-error[data-field=<field>]` inside the form (field = text before
@@ -80,6 +92,9 @@ const MAX_LIMIT = 5000; // the API's page limit
 const PICK_LIMIT = 500; // workers/postings offered in the placement form
 const SCREEN_PAGE_MS = 10000; // the wall screen turns its page
 const TREND_DAYS = 30;
+const TREND_HEIGHT_PX = 280;
+const TREND_PAD_PX = 10; // .trend's padding
+const GROUP_AUTO_ROWS = 60; // offices below beyond which the table starts grouped
 const CST_OFFSET_MS = 8 * 3600 * 1000; // offices keep China Standard Time
 const LANG_KEY = 'jobmesh.lang';
 const TOTAL_KEYS = ['postings_open', 'positions_open', 'positions_filled',
@@ -163,7 +178,7 @@ const I18N = {
     'ok.post2': '已发布：{title}（{n} 人），编号', 'ok.worker2': '已登记：{name}，编号',
     'ok.placement2': '已登记就业：{worker} → {title}，{office}，编号',
     'ok.withdrawn': '已撤下：{title}', 'ok.closed': '已结束招聘：{title}', 'ok.edited': '已修改：{title}',
-    'btn.withdraw': '撤下', 'btn.close': '结束招聘', 'btn.edit': '修改人数', 'edit.positions': '新的招聘人数',
+    'btn.withdraw': '撤下', 'btn.close': '结束招聘', 'btn.edit': '修改',
     'fld.search_worker': '查找求职者（姓名或电话）', 'search.none': '没有找到', 'search.count': '找到 {n} 人',
     'screen.posts2': '在招空缺岗位', 'screen.registered2': '登记求职人数', 'screen.placements2': '实现就业人数',
     'screen.note': '空缺岗位数为下方 {n} 条在招信息的剩余名额之和；登记与就业人数为本站及下级合计。',
@@ -171,6 +186,14 @@ const I18N = {
     'screen.empty': '暂无在招岗位',
     'weekday': '星期{d}', 'wd': '日一二三四五六',
     'col.share': '占比',
+    'ov.group_city': '按市州分组', 'ov.group_below': '按下一级分组',
+    'group.members': '{n} 个下属单位', 'group.expand': '展开', 'group.collapse': '收起',
+    'ov.compare': '下级单位对比', 'cmp.office': '单位', 'cmp.complete': '报送完整度',
+    'cmp.fresh': '按时', 'cmp.stale': '过期', 'cmp.missing': '未报送', 'cmp.none': '没有下级单位',
+    'cmp.complete_title': '{name}：按时 {f}，过期 {s}，未报送 {x}',
+    'form.edit': '修改招聘信息', 'btn.save': '保存修改', 'btn.cancel': '取消',
+    'edit.audience_note': '发布范围发布后不能更改；要换范围，请撤下后重新发布。', 'edit.nothing': '没有改动：{title}',
+    'uplink.never.one': '本站尚未连上上级 {name}，1 条记录等待上报。',
   },
   en: {
     'app.title': 'Public Employment Service',
@@ -192,7 +215,7 @@ const I18N = {
     'col.link': 'Link', 'col.backlog': 'Backlog', 'col.in_flight': 'In flight', 'col.last_contact': 'Last contact',
     'col.name': 'Name', 'col.count': 'Count',
     'state.ok': 'ok', 'state.stale': 'stale', 'state.missing': 'missing',
-    'link.up': 'connected', 'link.down': 'down', 'link.down_for': 'down {age}',
+    'link.up': 'up', 'link.down': 'down', 'link.down_for': 'down {age}',
     'inflight.title': 'postings {postings} · workers {workers} · placements {placements} · fills {fills}',
     'age.s': '{n} s', 'age.m': '{n} min', 'age.h': '{n} h', 'age.d': '{n} d', 'ago': '{age} ago',
     'trend.postings': 'Postings published', 'trend.placements': 'Placements', 'trend.empty': 'No activity in the last 30 days',
@@ -240,7 +263,7 @@ const I18N = {
     'ok.worker2': 'Registered: {name}, id',
     'ok.placement2': 'Placement recorded: {worker} → {title}, {office}, id',
     'ok.withdrawn': 'Withdrawn: {title}', 'ok.closed': 'Closed: {title}', 'ok.edited': 'Changed: {title}',
-    'btn.withdraw': 'Withdraw', 'btn.close': 'Close', 'btn.edit': 'Change positions', 'edit.positions': 'New number of positions',
+    'btn.withdraw': 'Withdraw', 'btn.close': 'Close', 'btn.edit': 'Edit',
     'fld.search_worker': 'Find a worker (name or phone)', 'search.none': 'No match', 'search.count': '{n} found',
     'screen.posts2': 'Open positions', 'screen.registered2': 'People registered', 'screen.placements2': 'Jobs achieved',
     'screen.note': 'Open positions add up what is left on the {n} open postings below; people and jobs count this office and those under it.',
@@ -252,6 +275,17 @@ const I18N = {
     'age.m.one': '1 min', 'age.h.one': '1 h', 'age.d.one': '1 d',
     'board.count.one': '1 shown', 'search.count.one': '1 found',
     'col.share': 'Share',
+    'ov.group_city': 'Group by city', 'ov.group_below': 'Group by office below',
+    'group.members': '{n} offices below', 'group.members.one': '1 office below', 'group.expand': 'Expand', 'group.collapse': 'Collapse',
+    'ov.compare': 'Offices below compared', 'cmp.office': 'Office', 'cmp.complete': 'Reporting',
+    'cmp.fresh': 'fresh', 'cmp.stale': 'stale', 'cmp.missing': 'missing', 'cmp.none': 'No offices below',
+    'cmp.complete_title': '{name}: {f} fresh, {s} stale, {x} missing',
+    'form.edit': 'Change a posting', 'btn.save': 'Save changes', 'btn.cancel': 'Cancel',
+    'edit.audience_note': 'The audience cannot change once published; to change it, withdraw the posting and publish it again.',
+    'edit.nothing': 'Nothing changed: {title}',
+    'uplink.never.one': 'This office has not reached {name} yet; 1 record waits to go up.',
+    'rep.full.one': '{fresh} of 1 office fresh', 'rows.shown.one': '{n} of 1 office shown',
+    'reporting.one': '{n} of 1 office reporting',
   },
 };
 
@@ -278,8 +312,9 @@ function loadLang() {
 
 /** Translate `key`, filling `{name}` placeholders from `vars`. */
 function t(key, vars) {
-  // English plurals: a `.one` variant when the count ({n}, {r}) is 1.
-  const count = vars && (vars.n !== undefined ? vars.n : vars.r);
+  // English plurals: a `.one` variant when the count is 1: `{m}` where the
+  // noun follows a total ("3 of 1 office"), else `{n}` or `{r}`.
+  const count = vars && (vars.m !== undefined ? vars.m : vars.n !== undefined ? vars.n : vars.r);
   const one = (count === 1 || count === '1') && I18N[lang] && I18N[lang][key + '.one'];
   const text = one || (I18N[lang] && I18N[lang][key]) || I18N.zh[key] || key;
   return vars ? text.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m)) : text;
@@ -568,6 +603,8 @@ const state = {
   rowFilter: 'all', // 'all' or 'problems'
   rowSearch: '',
   rowLimit: 100, // rows of the offices table shown; "more" adds a page
+  groupCity: null, // group the offices table by the next level: null = when the tree is large
+  expanded: new Set(), // groups of the offices table shown open
   screenAll: [], // every open posting with positions left, for the wall screen
   screenPage: 0,
   pickWorkers: [],
@@ -709,6 +746,7 @@ function onViewShown(view) {
   else if (view === 'board' || view === 'screen') slowPoll.kick();
   if (view === 'staff') loadPickLists();
   if (view === 'screen') renderScreen();
+  if (view === 'overview') renderTrend(); // drawn at the width it has now that it shows
 }
 
 /* ── Overview ──────────────────────────────────────────────────────────── */
@@ -764,6 +802,7 @@ function renderHeadline() {
     el('span', { class: 'office-path' }, shown),
   ]);
   renderBreadcrumb(shown);
+  renderBrand();
   const rep = $('#reporting');
   const r = (s && s.reporting) || {};
   rep.dataset.offices = isNum(r.offices) ? String(r.offices) : '';
@@ -878,6 +917,18 @@ function subtreeCounts(nodes) {
   return counts;
 }
 
+/**
+ * Grouping is on by default when the tree below is large (the province's
+ * 381 offices, or 2,800): one collapsed row per office of the next level
+ * (the cities, for the province), each expandable. The row filter and the
+ * name search work inside the groups: a group shows while it or an office
+ * in it matches, and a search opens the groups it finds offices in.
+ */
+function groupingOn(s) {
+  if (state.groupCity !== null) return state.groupCity;
+  return Array.isArray(s.nodes) && s.nodes.length > GROUP_AUTO_ROWS;
+}
+
 function renderNodesTable() {
   const s = state.summary;
   const body = $('#nodes-body');
@@ -886,14 +937,19 @@ function renderNodesTable() {
     replaceChildren(body, s ? el('tr', {}, el('td', { colspan: 14, class: 'empty' }, t('ov.no_nodes'))) : []);
     $('#rows-more').hidden = true;
     $('#rows-shown').textContent = '';
+    renderCityChart(null);
     return;
   }
   const shown = shownId(s);
   const counts = subtreeCounts(s.nodes);
   const depth = String(shown).split('/').length;
   const search = state.rowSearch.trim().toLowerCase();
-  const keep = (n) => {
-    if (!state.allLevels && !search && String(n.node_id).split('/').length !== depth + 1) return false;
+  const grouped = groupingOn(s);
+  const groupBox = $('#group-city');
+  groupBox.checked = grouped;
+  const groupLabel = groupBox.parentNode.querySelector('span');
+  groupLabel.textContent = t(depth === 1 ? 'ov.group_city' : 'ov.group_below');
+  const matches = (n) => {
     const c = counts.get(n.node_id);
     if (state.rowFilter === 'problems' && !(c && (c.stale || c.missing))) return false;
     if (search) {
@@ -903,13 +959,123 @@ function renderNodesTable() {
     return true;
   };
   const self = s.nodes.filter((n) => n.node_id === shown);
-  const others = s.nodes.filter((n) => n.node_id !== shown && keep(n)).sort((a, b) => compareRows(a, b, shown));
-  const page = others.slice(0, state.rowLimit);
-  replaceChildren(body, self.concat(page).map((n) => nodeRow(n, n.node_id === shown, counts.get(n.node_id))));
-  const more = others.length - page.length;
+  const byOrder = (a, b) => compareRows(a, b, shown);
+  const isChild = (n) => String(n.node_id).split('/').length === depth + 1;
+  renderCityChart(s.nodes.filter(isChild).sort((a, b) => a.node_id.localeCompare(b.node_id)), counts);
+  let rows;
+  let shownCount;
+  let total;
+  let more;
+  if (!grouped) {
+    const keep = (n) => (state.allLevels || search || isChild(n)) && matches(n);
+    const others = s.nodes.filter((n) => n.node_id !== shown && keep(n)).sort(byOrder);
+    const page = others.slice(0, state.rowLimit);
+    rows = self.concat(page).map((n) => nodeRow(n, n.node_id === shown, counts.get(n.node_id)));
+    shownCount = page.length;
+    total = others.length;
+    more = others.length - page.length;
+  } else {
+    // One group per office of the next level; the offices below it inside.
+    const members = new Map();
+    for (const n of s.nodes) {
+      if (n.node_id === shown || isChild(n)) continue;
+      const g = String(n.node_id).split('/').slice(0, depth + 1).join('/');
+      if (!members.has(g)) members.set(g, []);
+      members.get(g).push(n);
+    }
+    rows = self.map((n) => nodeRow(n, true, counts.get(n.node_id)));
+    shownCount = 0;
+    total = 0;
+    let budget = state.rowLimit;
+    more = 0;
+    for (const g of s.nodes.filter(isChild).sort(byOrder)) {
+      const inside = (members.get(g.node_id) || []).filter(matches).sort(byOrder);
+      if (!matches(g) && inside.length === 0) continue;
+      const open = state.expanded.has(g.node_id) || (!!search && inside.length > 0);
+      rows.push(nodeRow(g, false, counts.get(g.node_id), {
+        group: g.node_id, open, members: (members.get(g.node_id) || []).length, matching: inside.length,
+      }));
+      shownCount++;
+      total += 1 + inside.length;
+      if (!open) continue;
+      const page = inside.slice(0, Math.max(0, budget));
+      budget -= page.length;
+      more += inside.length - page.length;
+      shownCount += page.length;
+      for (const n of page) rows.push(nodeRow(n, false, counts.get(n.node_id), { inGroup: g.node_id }));
+    }
+  }
+  replaceChildren(body, rows);
   $('#rows-more').hidden = more <= 0;
   $('#rows-more').textContent = t('rows.more', { n: Math.min(more, 100) });
-  $('#rows-shown').textContent = t('rows.shown', { n: page.length, m: others.length });
+  $('#rows-shown').textContent = t('rows.shown', { n: shownCount, m: total });
+  $('#rows-shown').dataset.shown = String(shownCount);
+  $('#rows-shown').dataset.total = String(total);
+}
+
+/** Open or close a group of the offices table. */
+function onGroupToggle(ev) {
+  const b = ev.target.closest('button[data-group]');
+  if (!b) return;
+  ev.preventDefault();
+  const g = b.dataset.group;
+  if (state.expanded.has(g)) state.expanded.delete(g); else state.expanded.add(g);
+  renderNodesTable();
+}
+
+/**
+ * The offices of the next level side by side: how completely each
+ * reports (fresh, stale, missing: a stacked bar), then bars of its open
+ * positions, placements and service matters, each scaled to the largest.
+ */
+function renderCityChart(children, counts) {
+  const box = $('#city-chart');
+  if (!children) { replaceChildren(box, []); return; }
+  if (children.length === 0) { replaceChildren(box, el('p', { class: 'empty' }, t('cmp.none'))); return; }
+  const metrics = [['positions_open', 'col.positions_open'], ['placements', 'col.placements'], ['matters', 'mfig.title']];
+  const valueOf = (n, key, known) => {
+    if (!known) return null;
+    if (key === 'matters') return n.matters_subtree && isNum(n.matters_subtree.opened) ? n.matters_subtree.opened : null;
+    return (n.subtree || {})[key];
+  };
+  const rows = children.map((n) => {
+    const c = counts.get(n.node_id) || { fresh: 0, stale: 0, missing: 0 };
+    return { n, c, known: c.fresh + c.stale > 0 };
+  });
+  const tops = metrics.map(([key]) => Math.max(1, ...rows.map((r) => valueOf(r.n, key, r.known) || 0)));
+  const head = el('div', { class: 'cmp-row cmp-head' }, [
+    el('span', {}, t('cmp.office')),
+    el('span', {}, [t('cmp.complete'), ' ', el('span', { class: 'cmp-legend' }, [
+      el('i', { class: 'seg-fresh' }), t('cmp.fresh'), el('i', { class: 'seg-stale' }), t('cmp.stale'),
+      el('i', { class: 'seg-missing' }), t('cmp.missing')])]),
+  ].concat(metrics.map(([, label]) => el('span', {}, t(label)))));
+  const pct = (v, top) => Math.round((1000 * v) / top) / 10;
+  const lines = rows.map(({ n, c, known }) => {
+    const all = Math.max(1, c.fresh + c.stale + c.missing);
+    const segs = ['fresh', 'stale', 'missing'].filter((k) => c[k] > 0)
+      .map((k) => el('span', { class: 'seg seg-' + k, style: `width:${pct(c[k], all)}%` }));
+    const level = c.missing ? 'red' : c.stale ? 'amber' : 'green';
+    const bars = metrics.map(([key], i) => {
+      const v = valueOf(n, key, known);
+      return el('span', { class: 'cmp-metric', 'data-col': key, 'data-value': isNum(v) ? v : null }, [
+        el('span', { class: 'track' }, el('span', {
+          class: 'hbar hbar-' + key + (isNum(v) && v > 0 ? '' : ' hbar-none'), style: `width:${isNum(v) ? pct(v, tops[i]) : 0}%`,
+        })),
+        el('span', { class: 'hbar-value' }, fmtNum(v)),
+      ]);
+    });
+    return el('div', {
+      class: 'cmp-row', 'data-node': n.node_id, 'data-level': level,
+      'data-fresh': c.fresh, 'data-stale': c.stale, 'data-missing': c.missing,
+    }, [
+      el('a', { class: 'cmp-name', href: '#overview?node=' + encodeURIComponent(n.node_id), title: n.node_id }, officeName(n)),
+      el('span', { class: 'cmp-complete', title: t('cmp.complete_title', { name: officeName(n), f: c.fresh, s: c.stale, x: c.missing }) }, [
+        el('span', { class: 'stack' }, segs),
+        el('span', { class: 'stack-text sub-' + level }, `${c.fresh}/${c.fresh + c.stale + c.missing}`),
+      ]),
+    ].concat(bars));
+  });
+  replaceChildren(box, [head].concat(lines));
 }
 
 function renderSortHeaders() {
@@ -920,13 +1086,13 @@ function renderSortHeaders() {
   }
 }
 
-function nodeRow(n, isSelf, counts) {
+function nodeRow(n, isSelf, counts, group) {
   const st = rowState(n);
   const c = counts || { fresh: st === 'ok' ? 1 : 0, stale: st === 'stale' ? 1 : 0, missing: st === 'missing' ? 1 : 0 };
   // Figures of a subtree where nothing ever reported are unknown, not 0.
   const known = isSelf ? st !== 'missing' : c.fresh + c.stale > 0;
   const figs = known ? rowFigures(n, isSelf) : {};
-  const cells = [officeCell(n, isSelf)];
+  const cells = [officeCell(n, isSelf, group)];
   for (const k of TOTAL_KEYS) cells.push(numCell(k, figs[k]));
   const total = c.fresh + c.stale + c.missing;
   const sub = c.missing ? 'red' : c.stale ? 'amber' : 'green';
@@ -947,9 +1113,13 @@ function nodeRow(n, isSelf, counts) {
   const flightCell = numCell('in_flight', flight);
   if (n.in_flight) flightCell.title = t('inflight.title', inFlightVars(n.in_flight));
   cells.push(flightCell);
+  const g = group || {};
   return el('tr', {
     'data-node': n.node_id, 'data-state': st, 'data-subtree': sub, 'data-self': isSelf ? 'true' : null,
-    class: 'row-' + st + ' subtree-' + sub,
+    'data-group': g.group || null, 'data-expanded': g.group ? String(!!g.open) : null,
+    'data-members': g.group ? g.members : null, 'data-matching': g.group ? g.matching : null,
+    'data-in-group': g.inGroup || null,
+    class: 'row-' + st + ' subtree-' + sub + (g.group ? ' group-row' : '') + (g.inGroup ? ' in-group' : ''),
   }, cells);
 }
 
@@ -965,13 +1135,20 @@ function officeName(n) {
   return name || lastSegment(n.node_id);
 }
 
-function officeCell(n, isSelf) {
+function officeCell(n, isSelf, group) {
   const label = [el('span', { class: 'office-name' }, officeName(n)), el('span', { class: 'office-path' }, n.node_id)];
   if (isSelf) {
     return el('td', { 'data-col': 'node_id', class: 'office' }, label.concat(el('span', { class: 'self-tag' }, t('ov.self'))));
   }
   const href = '#overview?node=' + encodeURIComponent(n.node_id);
-  return el('td', { 'data-col': 'node_id', class: 'office' }, el('a', { href, class: 'drill', 'data-node': n.node_id }, label));
+  const link = el('a', { href, class: 'drill', 'data-node': n.node_id }, label);
+  const g = group || {};
+  if (!g.group) return el('td', { 'data-col': 'node_id', class: 'office' + (g.inGroup ? ' office-in-group' : '') }, link);
+  const toggle = el('button', {
+    type: 'button', class: 'group-toggle', 'data-group': g.group, 'aria-expanded': String(!!g.open),
+    title: t(g.open ? 'group.collapse' : 'group.expand'),
+  }, [el('span', { class: 'group-arrow' }, g.open ? '▾' : '▸'), ' ', t('group.members', { n: g.members })]);
+  return el('td', { 'data-col': 'node_id', class: 'office office-group' }, [link, toggle]);
 }
 
 function numCell(col, value) {
@@ -1048,7 +1225,12 @@ function renderTrend() {
   if (!s) { replaceChildren(box, []); return; }
   const end = toMs(s.generated_at) || Date.now();
   const series = trendSeries(s.daily, end);
-  const W = 760, H = 260, L = 48, R = 16, T = 36, B = 34;
+  // Drawn at the box's own width in CSS pixels (and so redrawn when the
+  // window changes), at a fixed height: text and lines keep their size
+  // instead of growing or shrinking with a scaled viewBox.
+  const inner = box.clientWidth - 2 * TREND_PAD_PX;
+  const W = Math.max(320, Math.round(inner > 0 ? inner : 760)), H = TREND_HEIGHT_PX, L = 48, R = 16, T = 36, B = 34;
+  state.trendWidth = W;
   const max = niceMax(Math.max(1, ...series.map((d) => Math.max(d.postings, d.placements))));
   const x = (i) => L + (i * (W - L - R)) / (TREND_DAYS - 1);
   const y = (v) => T + (H - T - B) * (1 - v / max);
@@ -1059,7 +1241,8 @@ function renderTrend() {
     parts.push(svg('text', { x: L - 6, y: y(v) + 5, class: 'axis', 'text-anchor': 'end' }, fmtNum(v)));
   }
   series.forEach((d, i) => {
-    if (i % 5 === 4 || i === 0) {
+    const every = W >= 900 ? 2 : W >= 560 ? 5 : 10;
+    if (i % every === (every - 1) % every || i === 0) {
       parts.push(svg('text', { x: x(i), y: H - 10, class: 'axis', 'text-anchor': 'middle' }, d.day.slice(5)));
     }
   });
@@ -1069,7 +1252,8 @@ function renderTrend() {
   const total = series.reduce((a, d) => a + d.postings + d.placements, 0);
   if (total === 0) parts.push(svg('text', { x: W / 2, y: H / 2, class: 'axis', 'text-anchor': 'middle' }, t('trend.empty')));
   const chart = svg('svg', {
-    viewBox: `0 0 ${W} ${H}`, class: 'trend-svg', role: 'img', 'aria-label': t('ov.trend'), 'data-days': TREND_DAYS,
+    viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: 'trend-svg', role: 'img', 'aria-label': t('ov.trend'),
+    'data-days': TREND_DAYS,
   }, parts);
   replaceChildren(box, chart);
 }
@@ -1136,12 +1320,19 @@ function renderUplink() {
   box.hidden = false;
 }
 
+/** The top bar: this office's name (from its own summary row) and id. */
+function renderBrand() {
+  const id = homeId() || '';
+  $('#node-id').textContent = id;
+  const me = selfRow();
+  // A drill-down's rows do not hold this office's own: keep the name shown.
+  if (me || !state.drill) $('#node-name').textContent = me ? officeName(me) : '';
+  if (id) document.title = `${$('#node-name').textContent ? $('#node-name').textContent + ' · ' : ''}${id}`;
+}
+
 function renderStatus() {
   const s = state.status || {};
-  $('#node-id').textContent = s.node_id || '';
-  const me = selfRow();
-  $('#node-name').textContent = me ? officeName(me) : '';
-  if (s.node_id) document.title = `${me ? officeName(me) + ' · ' : ''}${s.node_id}`;
+  renderBrand();
   renderUplink();
   renderMesh();
   renderAudienceChoices();
@@ -1325,12 +1516,8 @@ async function onPostingAction(ev) {
   const b = ev.target.closest('button[data-act]');
   if (!b) return;
   const p = state.board.items.find((x) => x.id === b.dataset.id);
-  let body = { status: b.dataset.act };
-  if (b.dataset.act === 'edit') {
-    const v = window.prompt(t('edit.positions'), p ? String(p.positions) : '');
-    if (v === null) return;
-    body = { positions: positionsValue(v.trim()) };
-  }
+  if (b.dataset.act === 'edit') { if (p) openEditForm(p); return; }
+  const body = { status: b.dataset.act };
   b.disabled = true;
   const res = await apiPatch('/v1/postings/' + encodeURIComponent(b.dataset.id), body);
   b.disabled = false;
@@ -1345,6 +1532,83 @@ async function onPostingAction(ev) {
   } else {
     box.className = 'form-error';
     box.textContent = res.data && res.data.code ? problemText(res.data) : failureMessage(res);
+  }
+}
+
+/* Changing a posting: a form over the board (the board's own cards are
+   redrawn by every poll), sending only the fields that changed. */
+
+const EDIT_TEXT = ['title', 'employer', 'category', 'wage', 'location', 'valid_until'];
+const EDIT_OPTIONAL = ['wage', 'location', 'valid_until']; // emptied = cleared (null)
+
+function openEditForm(p) {
+  const form = $('#edit-form');
+  clearFormMessages(form, 'edit');
+  state.editing = p;
+  for (const n of EDIT_TEXT) form.elements[n].value = p[n] == null ? '' : String(p[n]);
+  form.elements.work_type.value = p.work_type || '';
+  form.elements.positions.value = isNum(p.positions) ? String(p.positions) : '';
+  form.dataset.id = p.id;
+  $('#edit-id').textContent = p.id;
+  form.hidden = false;
+  form.scrollIntoView({ block: 'start' });
+  form.elements.title.focus();
+}
+
+function closeEditForm() {
+  const form = $('#edit-form');
+  form.hidden = true;
+  delete form.dataset.id;
+  state.editing = null;
+}
+
+/** The PATCH body: each field whose value differs from the posting as shown. */
+function editBody(form, p) {
+  const body = {};
+  for (const n of EDIT_TEXT) {
+    const v = textValue(form, n);
+    const was = p[n] == null ? '' : String(p[n]);
+    if (v === was) continue;
+    body[n] = v === '' && EDIT_OPTIONAL.includes(n) ? null : v;
+  }
+  if (form.elements.work_type.value !== (p.work_type || '')) body.work_type = form.elements.work_type.value;
+  const pos = textValue(form, 'positions');
+  if (pos !== (isNum(p.positions) ? String(p.positions) : '')) body.positions = positionsValue(pos);
+  return body;
+}
+
+async function onEditSubmit(ev) {
+  ev.preventDefault();
+  const form = $('#edit-form');
+  const p = state.editing;
+  if (!p) return;
+  clearFormMessages(form, 'edit');
+  const body = editBody(form, p);
+  const box = $('#board-message');
+  if (Object.keys(body).length === 0) {
+    closeEditForm();
+    box.className = 'form-result';
+    box.textContent = t('edit.nothing', { title: p.title || p.id });
+    box.hidden = false;
+    return;
+  }
+  const button = $('button[type=submit]', form);
+  button.disabled = true;
+  try {
+    const res = await apiPatch('/v1/postings/' + encodeURIComponent(p.id), body);
+    if (!res.ok) { showFormProblems(form, 'edit', res); return; }
+    closeEditForm();
+    box.className = 'form-result';
+    box.dataset.id = p.id;
+    box.textContent = t('ok.edited', { title: (res.data && res.data.title) || p.title || p.id });
+    box.hidden = false;
+    // Show the new version at once; the poll confirms it.
+    if (res.data && res.data.id) state.board.items = state.board.items.map((x) => (x.id === res.data.id ? res.data : x));
+    renderBoard();
+    refreshBoard();
+    fastPoll.kick();
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -1787,9 +2051,21 @@ function setupEvents() {
   filters.addEventListener('change', () => reloadBoard());
   $('#board-more').addEventListener('click', loadMoreBoard);
   $('#board-list').addEventListener('click', onPostingAction);
+  $('#edit-form').addEventListener('submit', onEditSubmit);
+  $('#edit-cancel').addEventListener('click', closeEditForm);
   $('#row-filter').addEventListener('change', (ev) => { state.rowFilter = ev.target.value; state.rowLimit = 100; renderNodesTable(); });
   $('#row-search').addEventListener('input', (ev) => { state.rowSearch = ev.target.value; state.rowLimit = 100; renderNodesTable(); });
   $('#rows-more').addEventListener('click', () => { state.rowLimit += 100; renderNodesTable(); });
+  let resizeTimer = null;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      const box = $('#trend-chart');
+      if (box && Math.abs(box.clientWidth - 2 * TREND_PAD_PX - (state.trendWidth || 0)) > 2) renderTrend();
+    }, 100);
+  });
+  $('#group-city').addEventListener('change', (ev) => { state.groupCity = ev.target.checked; state.rowLimit = 100; renderNodesTable(); });
+  $('#nodes-body').addEventListener('click', onGroupToggle);
   $('#signin-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     signIn($('#signin-form').elements.token.value.trim());

@@ -40,9 +40,10 @@
     'ms.open': 'Open', 'ms.resolved': 'Resolved',
     'mfig.title': 'Service matters', 'mfig.opened': 'Opened', 'mfig.resolved': 'Resolved', 'mfig.open_now': 'Open now',
     'mfig.median': 'Median days to resolve', 'mfig.by_category': 'By category', 'mfig.by_channel': 'By channel',
-    'mfig.none': 'No service matters yet', 'mfig.days': '{n} days',
+    'mfig.none': 'No service matters yet', 'mfig.days': '{n} days', 'mfig.days.one': '1 day',
     'mesh.protocol': 'Protocol', 'mesh.held': 'Held for upgrade',
     'mesh.held_note': '{n} records wait for this office to upgrade',
+    'mesh.held_note.one': '1 record waits for this office to upgrade',
   });
 
   function options(select, values, prefix, empty) {
@@ -51,8 +52,8 @@
     replaceChildren(select, opts);
   }
 
-  function field(name, label, control) {
-    return [el('label', {}, [el('span', { 'data-i18n': label }, t(label)), control]),
+  function field(name, label, control, required) {
+    return [el('label', { class: required ? 'req' : null }, [el('span', { 'data-i18n': label }, t(label)), control]),
       el('div', { class: 'field-error', 'data-field': name, hidden: '' })];
   }
 
@@ -67,11 +68,11 @@
     appendAll(form, [
       el('h2', { 'data-i18n': 'mform.title' }, t('mform.title')),
       el('div', { id: 'matter-error', class: 'form-error', role: 'alert', hidden: '' }),
-      ...field('category', 'mfld.category', category),
-      ...field('channel', 'mfld.channel', channel),
+      ...field('category', 'mfld.category', category, true),
+      ...field('channel', 'mfld.channel', channel, true),
       ...field('key_group', 'mfld.key_group', group),
-      ...field('summary', 'mfld.summary', el('input', { name: 'summary', maxlength: '280' })),
-      ...field('status', 'mfld.status', status),
+      ...field('summary', 'mfld.summary', el('input', { name: 'summary' }), true),
+      ...field('status', 'mfld.status', status, true),
       el('button', { type: 'submit', class: 'big-button', 'data-i18n': 'mbtn.save' }, t('mbtn.save')),
       el('div', { id: 'matter-result', class: 'form-result', role: 'status', hidden: '' }),
     ]);

@@ -4,7 +4,7 @@
 //! page, staff fill the post-job form: with 0 positions the error shows next
 //! to the positions field and nothing is stored; corrected, the new posting's
 //! id shows in the result. The province's dashboard then shows the higher
-//! figures by itself, without a reload. Screenshots go to `tests/artifacts/`.
+//! figures by itself, without a reload. Screenshots go to `target/screenshots/`.
 //!
 //! Needs Chromium (`apt-get install chromium`); without it the test prints
 //! "skipped: chromium not installed", or fails when `$CI` is set.
@@ -164,7 +164,6 @@ async fn county_posts_through_its_page_and_the_province_dashboard_updates_live()
         let state = ok("read the form", county.eval(FORM_STATE_JS).await);
         eprintln!("browser: bad form shows {state} ({:?})", t0.elapsed());
         let fe = &state["field_errors"];
-        let chinese = |s: &str| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
         for f in ["positions", "valid_until"] {
             let text = fe[f]["text"].as_str().unwrap_or("");
             assert!(chinese(text), "the {f} error is in Chinese: {state}");
@@ -494,6 +493,568 @@ async fn completeness_names_withdrawal_and_wall_screen() {
         ok("screenshot", province.screenshot(&artifact_path("page-province-stale-en.png")).await);
 
         for (name, page) in [("county", &county), ("other", &other), ("screen", &screen), ("province", &province)] {
+            let errors = page.errors();
+            assert!(errors.is_empty(), "the {name} page reported errors:\n{}", errors.join("\n"));
+        }
+        browser.close().await;
+        mesh.finish().await;
+    })
+    .await;
+}
+
+/// The offices of the Guizhou topology (`deploy/topology/guizhou-offices.tsv`):
+/// id and parent of each, in file order.
+fn guizhou_offices() -> (String, Vec<(String, String)>) {
+    let path = jobmesh_tests::bin::workspace_root().join("deploy/topology/guizhou-offices.tsv");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let rows = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("id\t") && !l.trim().is_empty())
+        .map(|l| {
+            let mut c = l.split('\t');
+            (c.next().unwrap_or("").to_owned(), c.next().unwrap_or("").to_owned())
+        })
+        .collect();
+    (text, rows)
+}
+
+/// How many elements match `selector`.
+async fn count(page: &Page, selector: &str) -> u64 {
+    let sel = serde_json::json!(selector).to_string();
+    let v = ok(&format!("count {selector}"), page.eval(&format!("document.querySelectorAll({sel}).length")).await);
+    v.as_u64().unwrap_or_else(|| panic!("count {selector}: {v}"))
+}
+
+/// What the offices table shows: the group rows (id → expanded, fresh,
+/// stale, missing, members) and the rows inside each group.
+const TABLE_JS: &str = "(() => { const groups = {}; const inside = {}; \
+    for (const r of document.querySelectorAll('#nodes-body tr[data-group]')) { \
+      const c = r.querySelector('td[data-col=reporting]').dataset; \
+      groups[r.dataset.group] = { expanded: r.dataset.expanded, members: Number(r.dataset.members), \
+        matching: Number(r.dataset.matching), fresh: Number(c.fresh), stale: Number(c.stale), missing: Number(c.missing) }; } \
+    for (const r of document.querySelectorAll('#nodes-body tr[data-in-group]')) \
+      (inside[r.dataset.inGroup] = inside[r.dataset.inGroup] || []).push(r.dataset.node); \
+    const s = document.querySelector('#rows-shown').dataset; \
+    return { groups, inside, rows: document.querySelectorAll('#nodes-body tr').length, \
+      shown: Number(s.shown), total: Number(s.total), grouped: document.querySelector('#group-city').checked, \
+      more: !document.querySelector('#rows-more').hidden }; })()";
+
+/// The province of the real Guizhou tree (381 offices, 4 of them running):
+/// the offices table starts grouped by city and collapsed; a city opens and
+/// closes; the name search opens the group it finds offices in and works
+/// with the "only stale or missing" filter; the per-city comparison shows
+/// each city's completeness. Then a province of 2,800 offices: the table
+/// still shows one row per city, and an opened city is paged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_trees_group_by_city_with_filters_and_a_city_comparison() {
+    let Some(chromium) = chromium_or_skip("browser") else { return };
+    within(Duration::from_secs(120), "browser large trees", async {
+        let (tsv, offices) = guizhou_offices();
+        assert_eq!(offices.len(), 381, "the Guizhou topology lists 381 offices");
+        let cities: Vec<&str> =
+            offices.iter().filter(|(_, p)| p == "gz").map(|(id, _)| id.as_str()).collect();
+        let under = |city: &str| offices.iter().filter(|(id, _)| id.starts_with(&format!("{city}/"))).count();
+        const RUNNING: [&str; 4] =
+            ["gz", "gz/guiyang", "gz/guiyang/guanshanhu", "gz/guiyang/guanshanhu/oddjobs-danfeng"];
+        let topo = jobmesh_tests::bin::workspace_root().join("deploy/topology/guizhou-offices.tsv");
+        let mut mesh = jobmesh_tests::Mesh::new_with(&RUNNING, |cfg| {
+            if cfg.node_id == "gz" {
+                cfg.extra.push(format!("topology = {:?}", topo.display().to_string()));
+            }
+        });
+        mesh.start_all().await;
+        let browser = ok("launch Chromium", Browser::launch(&chromium).await);
+        let province = ok("open the province page", browser.open(&format!("{}/#overview", mesh.url("gz"))).await);
+        viewport(&province, 1400, 1000).await;
+
+        // 1. Grouped by city, collapsed: one row per city, the station's
+        // report counted fresh in Guiyang's row.
+        let guiyang_all = under("gz/guiyang") + 1;
+        let table = ok(
+            "the table shows the cities, grouped and collapsed",
+            province
+                .wait_for(
+                    "a group row per city, Guiyang with 3 fresh offices",
+                    &format!(
+                        "(() => {{ const t = {TABLE_JS}; const g = t.groups['gz/guiyang']; \
+                          return Object.keys(t.groups).length === {} && g && g.fresh === 3 ? t : null; }})()",
+                        cities.len()
+                    ),
+                    ROLL_UP,
+                )
+                .await,
+        );
+        eprintln!("browser: grouped table {}", table["groups"]["gz/guiyang"]);
+        assert_eq!(table["grouped"], true, "381 offices: grouped by default: {table}");
+        assert_eq!(table["rows"].as_u64(), Some(cities.len() as u64 + 1), "the province and one row per city: {table}");
+        assert_eq!(table["total"].as_u64(), Some(380), "every office below the province matches: {table}");
+        assert_eq!(table["more"], false, "{table}");
+        for city in &cities {
+            let g = &table["groups"][*city];
+            assert_eq!(g["expanded"], "false", "{city} starts collapsed: {table}");
+            assert_eq!(g["members"].as_u64(), Some(under(city) as u64), "{city}'s offices: {g}");
+            if *city != "gz/guiyang" {
+                assert_eq!(g["fresh"], 0, "{city}: {g}");
+                assert_eq!(g["missing"].as_u64(), Some(under(city) as u64 + 1), "{city}: {g}");
+            }
+        }
+        let g = &table["groups"]["gz/guiyang"];
+        assert_eq!(g["missing"].as_u64(), Some(guiyang_all as u64 - 3), "{g}");
+        let brand = ok("the top bar's name", province.eval("document.querySelector('#node-name').textContent").await);
+        assert_eq!(brand, "贵州省就业服务总站", "the top bar names the province");
+        let rep = ok("the headline", province.eval("Object.assign({}, document.querySelector('#reporting').dataset)").await);
+        assert_eq!((rep["fresh"].as_str(), rep["missing"].as_str(), rep["level"].as_str()), (Some("4"), Some("377"), Some("red")), "{rep}");
+
+        // 2. The comparison: one line per city, Guiyang's bar partly fresh.
+        let cmp = ok(
+            "read the comparison",
+            province
+                .eval(
+                    "Array.from(document.querySelectorAll('#city-chart .cmp-row[data-node]')).map((r) => ({ \
+                      node: r.dataset.node, level: r.dataset.level, fresh: Number(r.dataset.fresh), \
+                      missing: Number(r.dataset.missing), name: r.querySelector('.cmp-name').textContent, \
+                      fresh_width: (r.querySelector('.seg-fresh') || { style: { width: '0%' } }).style.width, \
+                      positions: r.querySelector('[data-col=positions_open]').textContent }))",
+                )
+                .await,
+        );
+        let cmp = cmp.as_array().cloned().unwrap_or_default();
+        assert_eq!(cmp.len(), cities.len(), "one comparison line per city: {cmp:?}");
+        let gy = cmp.iter().find(|r| r["node"] == "gz/guiyang").unwrap_or_else(|| panic!("no Guiyang line: {cmp:?}"));
+        assert_eq!(gy["name"], "贵阳市分站", "{gy}");
+        assert_eq!(gy["fresh"], 3, "{gy}");
+        assert_eq!(gy["level"], "red", "{gy}");
+        let want_width = format!("{}%", (1000.0 * 3.0 / guiyang_all as f64).round() / 10.0);
+        assert_eq!(gy["fresh_width"].as_str(), Some(want_width.as_str()), "the fresh part is 3 of {guiyang_all}: {gy}");
+        let zunyi = cmp.iter().find(|r| r["node"] == "gz/zunyi").unwrap_or_else(|| panic!("no Zunyi line: {cmp:?}"));
+        assert_eq!((zunyi["fresh"].as_i64(), zunyi["positions"].as_str()), (Some(0), Some("—")), "nothing from Zunyi: {zunyi}");
+        ok("screenshot", province.screenshot(&artifact_path("page-province-381-grouped-zh.png")).await);
+
+        // 3. Guiyang opens and closes.
+        let toggle = "#nodes-body button.group-toggle[data-group=\"gz/guiyang\"]";
+        ok("open Guiyang", province.click(toggle).await);
+        let opened = ok(
+            "Guiyang's offices show",
+            province
+                .wait_for(
+                    "rows inside Guiyang",
+                    &format!(
+                        "(() => {{ const t = {TABLE_JS}; return (t.inside['gz/guiyang'] || []).length === {} ? t : null; }})()",
+                        under("gz/guiyang")
+                    ),
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        assert_eq!(opened["groups"]["gz/guiyang"]["expanded"], "true", "{opened}");
+        assert_eq!(opened["inside"].as_object().map(|o| o.len()), Some(1), "only Guiyang is open: {opened}");
+        ok("screenshot", province.screenshot(&artifact_path("page-province-381-guiyang-open-zh.png")).await);
+        ok("close Guiyang", province.click(toggle).await);
+        ok(
+            "Guiyang closes",
+            province
+                .wait_for("no rows inside groups", "document.querySelectorAll('#nodes-body tr[data-in-group]').length === 0", FORM_ANSWER)
+                .await,
+        );
+
+        // 4. Search and filter together: "观山湖" finds the county and its two
+        // stations and opens their group; "only stale or missing" then drops
+        // the station that reports (the county stays: a station below it is
+        // missing).
+        ok("search", province.type_into("#row-search", "观山湖").await);
+        let found = ok(
+            "the search opens Guiyang with the three offices",
+            province
+                .wait_for(
+                    "Guiyang alone, with 3 rows inside",
+                    &format!("(() => {{ const t = {TABLE_JS}; return (t.inside['gz/guiyang'] || []).length === 3 ? t : null; }})()"),
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        assert_eq!(found["groups"].as_object().map(|o| o.len()), Some(1), "no other city matches: {found}");
+        let mut ids: Vec<&str> = found["inside"]["gz/guiyang"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            ["gz/guiyang/guanshanhu", "gz/guiyang/guanshanhu/coop-dongguan", "gz/guiyang/guanshanhu/oddjobs-danfeng"],
+            "{found}"
+        );
+        ok("only problems", province.pick("#row-filter", "problems").await);
+        let problems = ok(
+            "the reporting station drops out",
+            province
+                .wait_for(
+                    "2 rows inside Guiyang",
+                    &format!("(() => {{ const t = {TABLE_JS}; return (t.inside['gz/guiyang'] || []).length === 2 ? t : null; }})()"),
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        let mut ids: Vec<&str> =
+            problems["inside"]["gz/guiyang"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["gz/guiyang/guanshanhu", "gz/guiyang/guanshanhu/coop-dongguan"], "{problems}");
+        ok("screenshot", province.screenshot(&artifact_path("page-province-381-search-problems-zh.png")).await);
+        english(&province).await;
+        let label = ok("the grouping's label", province.eval("document.querySelector('#group-city').parentNode.textContent.trim()").await);
+        assert_eq!(label, "Group by city", "{label}");
+        let width = ok("page width", province.eval("document.documentElement.scrollWidth").await);
+        assert!(width.as_i64().is_some_and(|w| w <= 1400), "the English page is wider than 1400 px: {width}");
+        let table_fit = ok(
+            "the offices table's width",
+            province
+                .eval(
+                    "(() => { const w = document.querySelector('#nodes-table').parentNode; return { scroll: w.scrollWidth, client: w.clientWidth, \
+                      columns: Array.from(document.querySelectorAll('#nodes-table th')).map((th) => [th.dataset.sort, Math.round(th.getBoundingClientRect().width)]) }; })()",
+                )
+                .await,
+        );
+        assert!(
+            table_fit["scroll"].as_i64() <= table_fit["client"].as_i64(),
+            "every column of the English offices table shows at 1400 px, without scrolling sideways: {table_fit}"
+        );
+        ok("screenshot", province.screenshot(&artifact_path("page-province-381-search-problems-en.png")).await);
+        let errors = province.errors();
+        assert!(errors.is_empty(), "the province page reported errors:\n{}", errors.join("\n"));
+        mesh.finish().await;
+
+        // 5. 2,800 offices: the tree above plus synthetic stations under
+        // Zunyi's counties. Still one row per city; an opened city is paged.
+        let zunyi_counties: Vec<&str> =
+            offices.iter().filter(|(_, p)| p == "gz/zunyi").map(|(id, _)| id.as_str()).collect();
+        let mut big = tsv.clone();
+        let extra = 2_800 - offices.len();
+        for i in 0..extra {
+            let county = zunyi_counties[i % zunyi_counties.len()];
+            big += &format!("{county}/syn-{i:04}\t{county}\tstation\tTest station {i}\t测试站{i}号\tsynthetic\n");
+        }
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let big_path = dir.path().join("offices-2800.tsv");
+        std::fs::write(&big_path, big).unwrap_or_else(|e| panic!("write {}: {e}", big_path.display()));
+        let mut mesh = jobmesh_tests::Mesh::new_with(&["gz"], |cfg| {
+            cfg.extra.push(format!("topology = {:?}", big_path.display().to_string()));
+        });
+        mesh.start_all().await;
+        let province = ok("open the big province's page", browser.open(&format!("{}/#overview", mesh.url("gz"))).await);
+        viewport(&province, 1400, 1000).await;
+        let t0 = Instant::now();
+        let big_table = ok(
+            "2,800 offices grouped",
+            province
+                .wait_for(
+                    "one row per city over 2,799 offices",
+                    &format!("(() => {{ const t = {TABLE_JS}; return t.total === 2799 ? t : null; }})()"),
+                    PAGE_LOAD,
+                )
+                .await,
+        );
+        eprintln!("browser: 2,800 offices shown grouped {:?} after navigating", t0.elapsed());
+        assert_eq!(big_table["rows"].as_u64(), Some(cities.len() as u64 + 1), "{big_table}");
+        ok("open Zunyi", province.click("#nodes-body button.group-toggle[data-group=\"gz/zunyi\"]").await);
+        let paged = ok(
+            "Zunyi opens a page at a time",
+            province
+                .wait_for(
+                    "100 rows inside Zunyi and a 'more' button",
+                    &format!("(() => {{ const t = {TABLE_JS}; return (t.inside['gz/zunyi'] || []).length === 100 && t.more ? t : null; }})()"),
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        assert_eq!(paged["groups"]["gz/zunyi"]["members"].as_u64(), Some((under("gz/zunyi") + extra) as u64), "{}", paged["groups"]["gz/zunyi"]);
+        let render_ms = ok(
+            "time a render",
+            province.eval("(() => { const t = performance.now(); renderNodesTable(); return performance.now() - t; })()").await,
+        );
+        eprintln!("browser: one render of the 2,800-office table took {render_ms} ms; {} rows in the DOM", count(&province, "#nodes-body tr").await);
+        ok("screenshot", province.screenshot(&artifact_path("page-province-2800-zunyi-open-zh.png")).await);
+        let errors = province.errors();
+        assert!(errors.is_empty(), "the province page reported errors:\n{}", errors.join("\n"));
+        browser.close().await;
+        mesh.finish().await;
+    })
+    .await;
+}
+
+/// Where the trend chart is drawn: the svg's own width and height and the
+/// width its box leaves it.
+const TREND_JS: &str = "(() => { const box = document.querySelector('#trend-chart'); const s = box && box.querySelector('svg'); \
+    if (!s) return null; const r = s.getBoundingClientRect(); \
+    return { attr_width: Number(s.getAttribute('width')), width: r.width, height: r.height, room: box.clientWidth - 20 }; })()";
+
+/// What a form shows under its fields: field → {text, code}, for the
+/// non-empty visible ones.
+fn field_errors_js(form: &str) -> String {
+    format!(
+        "(() => {{ const out = {{}}; for (const e of document.querySelectorAll('{form} .field-error[data-field]')) \
+          if (e.textContent.trim() && !e.hidden && e.offsetHeight > 0) out[e.dataset.field] = {{ text: e.textContent.trim(), code: e.dataset.code || null }}; \
+          return out; }})()"
+    )
+}
+
+fn chinese(s: &str) -> bool {
+    s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+}
+
+/// A posting changed in full at its origin through the board's edit form
+/// (every bad field named at once in Chinese, nothing stored; then every
+/// field changed, the new version reaching the city); the trend chart
+/// drawn at the width the page gives it; a service matter recorded through
+/// the staff form (#11), counted in the county's figures, the province's
+/// figures and its comparison line, and on the county's wall screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posting_edited_at_origin_trend_sized_and_matters_counted_up_the_tree() {
+    let Some(chromium) = chromium_or_skip("browser") else { return };
+    within(Duration::from_secs(120), "browser edit and matters", async {
+        const IDS: [&str; 3] = ["gz", "gz/a", "gz/a/x"];
+        let mesh = Mesh::start(&IDS).await;
+        let browser = ok("launch Chromium", Browser::launch(&chromium).await);
+        let county_api = mesh.api(COUNTY);
+        let province = ok("open the province page", browser.open(&format!("{}/#overview", mesh.url("gz"))).await);
+        viewport(&province, 1400, 1000).await;
+
+        // 1. The edit form, prefilled from the posting.
+        let body = serde_json::json!({"title": "保洁员", "employer": "修文物业", "category": "保洁", "work_type": "odd_job",
+            "positions": 2, "audience": "gz/a", "wage": "150元/天", "location": "修文县", "valid_until": "2030-06-30"});
+        let posted = ok("POST the posting", county_api.post_json("/v1/postings", &body).await);
+        assert_eq!(posted.status, 201, "{}", posted.text);
+        let id = posted.json.as_ref().and_then(|v| v["id"].as_str()).unwrap_or_default().to_string();
+        let county = ok("open the county's board", browser.open(&format!("{}/#board", mesh.url(COUNTY))).await);
+        viewport(&county, 1400, 1000).await;
+        let edit = format!("#board-list article[data-id=\"{id}\"] button[data-act=edit]");
+        ok("the edit button", county.wait_for("the button shows", &format!("!!document.querySelector('{edit}')"), PAGE_LOAD).await);
+        ok("edit", county.click(&edit).await);
+        let pre = ok(
+            "the edit form opens with the posting's values",
+            county
+                .wait_for(
+                    "#edit-form shown, prefilled",
+                    "(() => { const f = document.querySelector('#edit-form'); if (f.hidden) return null; \
+                      const v = (n) => f.elements[n].value; \
+                      return { title: v('title'), employer: v('employer'), category: v('category'), work_type: v('work_type'), \
+                        positions: v('positions'), wage: v('wage'), location: v('location'), valid_until: v('valid_until'), id: f.dataset.id }; })()",
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        assert_eq!(
+            pre,
+            serde_json::json!({"title": "保洁员", "employer": "修文物业", "category": "保洁", "work_type": "odd_job",
+                "positions": "2", "wage": "150元/天", "location": "修文县", "valid_until": "2030-06-30", "id": id}),
+        );
+
+        // 2. Two bad fields: both named at once, in Chinese; nothing stored.
+        ok("title", county.type_into("#edit-form input[name=title]", "").await);
+        ok("positions", county.type_into("#edit-form input[name=positions]", "0").await);
+        ok("save", county.click("#edit-form button[type=submit]").await);
+        let errs = ok(
+            "both errors show",
+            county
+                .wait_for(
+                    "title and positions errors",
+                    &format!("(() => {{ const e = {}; return e.title && e.positions ? e : null; }})()", field_errors_js("#edit-form")),
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        eprintln!("browser: edit form errors {errs}");
+        assert_eq!(errs.as_object().map(|o| o.len()), Some(2), "{errs}");
+        assert_eq!((errs["title"]["code"].as_str(), errs["positions"]["code"].as_str()), (Some("required"), Some("out_of_range")), "{errs}");
+        for f in ["title", "positions"] {
+            let text = errs[f]["text"].as_str().unwrap_or("");
+            assert!(chinese(text) && !text.contains(f), "the {f} error is Chinese, for people: {errs}");
+        }
+        ok("screenshot", county.screenshot(&artifact_path("page-county-edit-errors-zh.png")).await);
+        let held = ok("GET the posting", county_api.get_posting(&id).await).unwrap_or_default();
+        assert_eq!((held["version"].as_u64(), held["title"].as_str()), (Some(1), Some("保洁员")), "a refused edit stored nothing: {held}");
+
+        // 3. Every field changed.
+        for (name, value) in [
+            ("title", "保洁员（修改后）"),
+            ("employer", "修文县物业管理有限公司"),
+            ("category", "家政服务"),
+            ("positions", "5"),
+            ("wage", "160元/天"),
+            ("location", "修文县龙场镇"),
+        ] {
+            ok(name, county.type_into(&format!("#edit-form input[name={name}]"), value).await);
+        }
+        ok("work_type", county.pick("#edit-form select[name=work_type]", "part_time").await);
+        ok("valid_until", county.pick("#edit-form input[name=valid_until]", "2031-01-31").await);
+        ok("save", county.click("#edit-form button[type=submit]").await);
+        let said = ok(
+            "the board says what was changed",
+            county
+                .wait_for(
+                    "#board-message names the new title, the form closes",
+                    "(() => { const m = document.querySelector('#board-message'); \
+                      return !m.hidden && document.querySelector('#edit-form').hidden && m.textContent.includes('保洁员（修改后）') ? m.textContent : null; })()",
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        eprintln!("browser: {said}");
+        let held = ok("GET the posting", county_api.get_posting(&id).await).unwrap_or_default();
+        for (k, v) in [
+            ("title", serde_json::json!("保洁员（修改后）")),
+            ("employer", serde_json::json!("修文县物业管理有限公司")),
+            ("category", serde_json::json!("家政服务")),
+            ("work_type", serde_json::json!("part_time")),
+            ("positions", serde_json::json!(5)),
+            ("wage", serde_json::json!("160元/天")),
+            ("location", serde_json::json!("修文县龙场镇")),
+            ("valid_until", serde_json::json!("2031-01-31")),
+            ("audience", serde_json::json!("gz/a")),
+            ("version", serde_json::json!(2)),
+        ] {
+            assert_eq!(held[k], v, "{k} after the edit: {held}");
+        }
+        ok(
+            "the card shows the new title",
+            county
+                .wait_for(
+                    "the card's title",
+                    &format!("document.querySelector('#board-list article[data-id=\"{id}\"] .posting-title').textContent === '保洁员（修改后）'"),
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        ok("screenshot", county.screenshot(&artifact_path("page-county-board-edited-zh.png")).await);
+        let start = Instant::now();
+        loop {
+            let at_city = ok("GET at the city", mesh.api("gz/a").get_posting(&id).await).unwrap_or_default();
+            if at_city["version"] == 2 {
+                assert_eq!(at_city["title"], "保洁员（修改后）", "{at_city}");
+                break;
+            }
+            assert!(start.elapsed() < ROLL_UP, "the new version did not reach gz/a: {at_city}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        // 4. The trend chart takes the width the page gives it, at a fixed height.
+        ok("the county's overview", county.navigate(&format!("{}/#overview", mesh.url(COUNTY))).await);
+        let wide = ok("the trend chart at 1400 px", county.wait_for("the svg", TREND_JS, PAGE_LOAD).await);
+        eprintln!("browser: trend at 1400 px {wide}");
+        let near = |a: &Value, b: &Value| (a.as_f64().unwrap_or(-1.0) - b.as_f64().unwrap_or(1e9)).abs() <= 2.0;
+        assert!(near(&wide["attr_width"], &wide["room"]) && near(&wide["width"], &wide["room"]), "drawn at its box's width: {wide}");
+        assert!(near(&wide["height"], &serde_json::json!(280)), "a fixed height: {wide}");
+        viewport(&county, 900, 1000).await;
+        let narrow = ok(
+            "the trend chart at 900 px",
+            county
+                .wait_for(
+                    "the svg redrawn narrower",
+                    &format!("(() => {{ const t = {TREND_JS}; return t && t.room < 880 && Math.abs(t.attr_width - t.room) <= 2 ? t : null; }})()"),
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        eprintln!("browser: trend at 900 px {narrow}");
+        assert!(near(&narrow["height"], &serde_json::json!(280)), "the same height: {narrow}");
+        viewport(&county, 1400, 1000).await;
+
+        // 5. A service matter: all missing fields named at once, then recorded.
+        ok("the staff tab", county.navigate(&format!("{}/#staff", mesh.url(COUNTY))).await);
+        ok(
+            "the matter form",
+            county
+                .wait_for("#matter-form with its choices", "!!document.querySelector('#matter-form select[name=channel] option[value=hotline_12333]')", PAGE_LOAD)
+                .await,
+        );
+        let before = ok("matters at the county", county_api.get_json("/v1/matters").await)["matters"].as_array().map(Vec::len);
+        ok("record an empty matter", county.click("#matter-form button[type=submit]").await);
+        let errs = ok(
+            "the missing fields are named",
+            county
+                .wait_for(
+                    "category, channel and summary errors",
+                    &format!("(() => {{ const e = {}; return e.category && e.channel && e.summary ? e : null; }})()", field_errors_js("#matter-form")),
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        eprintln!("browser: matter form errors {errs}");
+        for f in ["category", "channel", "summary"] {
+            assert_eq!(errs[f]["code"], "required", "{errs}");
+            assert!(errs[f]["text"].as_str().is_some_and(chinese), "{errs}");
+        }
+        let after = ok("matters at the county", county_api.get_json("/v1/matters").await)["matters"].as_array().map(Vec::len);
+        assert_eq!(after, before, "a refused matter stored nothing");
+        ok("category", county.pick("#matter-form select[name=category]", "rights_protection").await);
+        ok("channel", county.pick("#matter-form select[name=channel]", "hotline_12333").await);
+        ok("key_group", county.pick("#matter-form select[name=key_group]", "migrant_worker").await);
+        ok("summary", county.type_into("#matter-form input[name=summary]", "拖欠工资两个月（浏览器测试）").await);
+        ok("record the matter", county.click("#matter-form button[type=submit]").await);
+        let mid = ok(
+            "the matter's id shows",
+            county
+                .wait_for(
+                    "#matter-result[data-id]",
+                    "(() => { const r = document.querySelector('#matter-result'); return !r.hidden && r.dataset.id ? r.dataset.id : null; })()",
+                    FORM_ANSWER,
+                )
+                .await,
+        );
+        let mid = mid.as_str().unwrap_or_default().to_string();
+        let stored = ok("GET the matter", county_api.get_json(&format!("/v1/matters/{mid}")).await);
+        assert_eq!(
+            (stored["category"].as_str(), stored["channel"].as_str(), stored["key_group"].as_str(), stored["status"].as_str()),
+            (Some("rights_protection"), Some("hotline_12333"), Some("migrant_worker"), Some("open")),
+            "{stored}"
+        );
+        ok("screenshot", county.screenshot(&artifact_path("page-county-matter-form-zh.png")).await);
+
+        // 6. Counted in the county's figures, then the province's.
+        let matters_js = "(() => { const v = (s) => { const e = document.querySelector(s); return e && e.dataset.value !== undefined ? Number(e.dataset.value) : null; }; \
+            return { opened: v('#matters-opened'), open_now: v('#matters-open_now'), \
+              row: v('#city-chart .cmp-row[data-node=\"gz/a\"] [data-col=matters]') }; })()";
+        ok("the county's overview", county.navigate(&format!("{}/#overview", mesh.url(COUNTY))).await);
+        let at_county = ok(
+            "the county counts the matter",
+            county
+                .wait_for("#matters-opened is 1", &format!("(() => {{ const m = {matters_js}; return m.opened === 1 && m.open_now === 1 ? m : null; }})()"), ROLL_UP)
+                .await,
+        );
+        eprintln!("browser: county matters {at_county}");
+        let at_province = ok(
+            "the province counts the matter, in its total and city a's line",
+            province
+                .wait_for(
+                    "#matters-opened is 1 and gz/a's line has 1",
+                    &format!("(() => {{ const m = {matters_js}; return m.opened === 1 && m.open_now === 1 && m.row === 1 ? m : null; }})()"),
+                    ROLL_UP,
+                )
+                .await,
+        );
+        eprintln!("browser: province matters {at_province}");
+        ok("show the matters", province.eval("document.querySelector('#city-chart').scrollIntoView(); true").await);
+        ok("screenshot", province.screenshot(&artifact_path("page-province-matters-zh.png")).await);
+        english(&province).await;
+        ok("show the matters", province.eval("document.querySelector('#city-chart').scrollIntoView(); true").await);
+        ok("screenshot", province.screenshot(&artifact_path("page-province-matters-en.png")).await);
+
+        // 7. The county's wall screen shows the matter open.
+        let screen = ok("open the wall screen", browser.open(&format!("{}/?screen=1", mesh.url(COUNTY))).await);
+        viewport(&screen, 1920, 1080).await;
+        ok(
+            "the screen counts the open matter",
+            screen.wait_for("#screen-matters is 1", "document.querySelector('#screen-matters').dataset.value === '1'", PAGE_LOAD).await,
+        );
+        let fits = ok(
+            "the four figures share one row",
+            screen
+                .eval(
+                    "(() => { const f = Array.from(document.querySelectorAll('#view-screen .screen-figure')).map((e) => e.getBoundingClientRect().top); \
+                      return { n: f.length, rows: new Set(f.map(Math.round)).size, width: document.documentElement.scrollWidth }; })()",
+                )
+                .await,
+        );
+        assert_eq!((fits["n"].as_u64(), fits["rows"].as_u64()), (Some(4), Some(1)), "{fits}");
+        assert!(fits["width"].as_i64().is_some_and(|w| w <= 1920), "{fits}");
+        ok("screenshot", screen.screenshot(&artifact_path("page-wall-screen-matters-zh.png")).await);
+
+        for (name, page) in [("county", &county), ("province", &province), ("screen", &screen)] {
             let errors = page.errors();
             assert!(errors.is_empty(), "the {name} page reported errors:\n{}", errors.join("\n"));
         }

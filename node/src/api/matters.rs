@@ -14,8 +14,8 @@ use jobmesh_protocol::{store, Body, Kind, NodeId, Record, RecordId};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult};
-use super::input::{parse_record_id, Fields, IdPath, JsonObject, QueryParams};
+use super::error::{ApiError, ApiResult, Code};
+use super::input::{got, parse_record_id, Fields, Form, IdPath, JsonObject, QueryParams};
 use super::openapi::types;
 use super::paging::{scan_page, PageRequest};
 use super::views::iso_time;
@@ -82,12 +82,16 @@ pub struct MatterList {
 }
 
 /// A value from a closed list; blank is `None`.
+/// A value of a closed list: coded `not_in_list` with the allowed values,
+/// as the other kinds' lists are, so the page can say it in Chinese.
 fn choice<T>(name: &str, s: Option<&str>, parse: impl Fn(&str) -> Option<T>, allowed: &[&str]) -> ApiResult<Option<T>> {
     match s.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => parse(s)
-            .map(Some)
-            .ok_or_else(|| ApiError::field(name, format!("{s:?} is not one of {}", allowed.join(", ")))),
+        Some(s) => parse(s).map(Some).ok_or_else(|| {
+            let shown: String = s.chars().take(64).collect();
+            ApiError::coded(name, Code::NotInList, format!("{shown:?} is not one of {}", allowed.join(", ")))
+                .param("allowed", allowed.to_vec())
+        }),
     }
 }
 
@@ -131,12 +135,28 @@ fn body_text(f: &Fields, name: &str) -> ApiResult<Option<String>> {
 )]
 pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<(StatusCode, Json<MatterView>)> {
     let f = Fields::new(body, CREATE_FIELDS)?;
+    // Every bad field in one answer.
+    let mut form = Form::default();
+    let cat = form.take(
+        body_text(&f, "category")
+            .and_then(|s| category("category", s.as_deref()))
+            .and_then(|c| Fields::required("category", c)),
+    );
+    let chan = form.take(
+        body_text(&f, "channel")
+            .and_then(|s| channel("channel", s.as_deref()))
+            .and_then(|c| Fields::required("channel", c)),
+    );
+    let group = form.take(f.key_group("key_group"));
+    let summary = form.take(f.text("summary"));
+    let st = form.take(body_text(&f, "status").and_then(|s| status("status", s.as_deref())));
+    form.finish()?;
     let new = NewMatter {
-        category: Fields::required("category", category("category", body_text(&f, "category")?.as_deref())?)?,
-        channel: Fields::required("channel", channel("channel", body_text(&f, "channel")?.as_deref())?)?,
-        key_group: f.key_group("key_group")?,
-        summary: f.text("summary")?,
-        status: status("status", body_text(&f, "status")?.as_deref())?.unwrap_or(MatterStatus::Open),
+        category: got(cat)?,
+        channel: got(chan)?,
+        key_group: got(group)?,
+        summary: got(summary)?,
+        status: got(st)?.unwrap_or(MatterStatus::Open),
     };
     let written = api.state.write(move |e, now| e.open_matter(new, now)).await?;
     let rec = written.records.first().ok_or_else(|| ApiError::Internal("the engine stored no record".into()))?;

@@ -737,6 +737,23 @@ async fn matters_record_resolve_list_and_roll_up() {
         assert!(error_of(&v).contains(field), "{body}: the error names {field}: {v}");
     }
     assert_eq!(n.count("matters").await, 2, "refused input stored nothing");
+    // Every bad field at once, each coded for the page's catalogue.
+    let (s, v) = n.post("/v1/matters", json!({"category": "gossip", "summary": " ", "status": "pending"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let problems: Vec<(String, String)> = v["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors list: {v}"))
+        .iter()
+        .map(|p| (p["field"].as_str().unwrap_or("").to_owned(), p["code"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    let want: Vec<(String, String)> =
+        [("category", "not_in_list"), ("channel", "required"), ("summary", "required"), ("status", "not_in_list")]
+            .iter()
+            .map(|(f, c)| (f.to_string(), c.to_string()))
+            .collect();
+    assert_eq!(problems, want, "{v}");
+    assert!(v["errors"][0]["params"]["allowed"].as_array().is_some_and(|a| a.len() == 7), "{v}");
+    assert_eq!(n.count("matters").await, 2, "refused input stored nothing");
     let (s, v) = n.get("/v1/matters/gz.a.x_m999").await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     let (s, v) = n.get("/v1/matters?status=maybe").await;
