@@ -78,6 +78,8 @@ pub struct ApiContext {
     pub certs: Option<Arc<crate::certs::CertState>>,
     /// The fallback in use and since when the parent link is down.
     pub failover: Arc<crate::transport::FailoverState>,
+    /// The `[sink.postgres]` mirror's state, when configured.
+    pub sink: Option<Arc<crate::sink::SinkStatus>>,
 }
 
 impl Default for ApiContext {
@@ -90,6 +92,7 @@ impl Default for ApiContext {
             transport: Arc::new(crate::transport::TransportStats::new()),
             certs: None,
             failover: Arc::new(crate::transport::FailoverState::new()),
+            sink: None,
         }
     }
 }
