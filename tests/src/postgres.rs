@@ -207,6 +207,11 @@ impl Postgres {
         }
     }
 
+    /// A folder the server may read and write (server-side `COPY` files).
+    pub fn server_dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The server's PID (the postmaster), while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -283,6 +288,65 @@ impl Postgres {
     }
 }
 
+/// A TCP relay between the sink and PostgreSQL that can cut the link:
+/// [`TcpCut::cut`] drops every relayed connection at once and refuses new
+/// ones (each is closed as soon as it is accepted) until [`TcpCut::heal`].
+pub struct TcpCut {
+    pub addr: std::net::SocketAddr,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl TcpCut {
+    /// Relay from a free loopback port to `upstream`.
+    pub async fn start(upstream: std::net::SocketAddr) -> TcpCut {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("local_addr: {e}"));
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (d, c) = (down.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if d.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                let mut list = c.lock().unwrap_or_else(|p| p.into_inner());
+                list.retain(|h: &tokio::task::AbortHandle| !h.is_finished());
+                list.push(relay.abort_handle());
+            }
+        });
+        TcpCut { addr, down, conns, accept }
+    }
+
+    /// Drop every relayed connection and refuse new ones.
+    pub fn cut(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for h in self.conns.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            h.abort();
+        }
+    }
+
+    /// Relay new connections again.
+    pub fn heal(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpCut {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
         self.stop();
@@ -319,7 +383,7 @@ pub mod compare {
     /// and no row is extra.
     async fn same(pg: &Client, api: &Api, collection: &str, sql: &str) -> Result<usize, String> {
         let held: BTreeMap<String, Value> = api
-            .list_all(collection)
+            .list_with(collection, 5_000, &[])
             .await?
             .into_iter()
             .map(|v| (v["id"].as_str().unwrap_or_default().to_string(), v))
@@ -372,6 +436,14 @@ pub mod compare {
             iso("placed_at")
         );
         counts.insert("placements", same(pg, api, "placements", &placements).await?);
+        let matters = format!(
+            "SELECT row_to_json(t) AS j FROM (SELECT id, origin, version, category, channel, key_group, summary, \
+             status, {}, {}, {} FROM {s}.matters) t",
+            iso("opened_at"),
+            iso("resolved_at"),
+            iso("updated_at")
+        );
+        counts.insert("matters", same(pg, api, "matters", &matters).await?);
 
         // Fills: the sum per posting is the posting's `filled` at the node.
         let filled: BTreeMap<String, i64> = pg
@@ -381,7 +453,7 @@ pub mod compare {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
-        for p in api.list_all("postings").await? {
+        for p in api.list_with("postings", 5_000, &[]).await? {
             let id = p["id"].as_str().unwrap_or_default();
             let want = p["filled"].as_i64().unwrap_or(-1);
             let got = filled.get(id).copied().unwrap_or(0);

@@ -133,6 +133,9 @@ impl PostgresConfig {
         let connect_timeout = Duration::from_millis(connect_timeout_ms);
         pg.connect_timeout(connect_timeout);
         pg.application_name("jobmesh-sink");
+        // A silent link is noticed by TCP too, not only by the batch timeout.
+        pg.keepalives(true);
+        pg.keepalives_idle(Duration::from_secs(30));
         let target = target_of(&pg);
         Ok(PostgresConfig {
             pg,

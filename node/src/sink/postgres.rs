@@ -42,6 +42,10 @@ use crate::storage::SledKv;
 
 /// How often an idle sink looks for new journal entries.
 const POLL: Duration = Duration::from_millis(50);
+/// Longest one batch's transaction may take: past it the connection is
+/// taken for lost (a link that went silent sends no reset) and the sink
+/// reconnects; the uncommitted transaction leaves no trace.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// First wait before reconnecting; doubles up to `retry_max_ms`.
 const RETRY_MIN: Duration = Duration::from_millis(200);
 
@@ -364,7 +368,15 @@ async fn mirror(
             }
             continue;
         };
-        write_batch(conn, cfg, &ctx.node_id, &batch).await?;
+        match tokio::time::timeout(BATCH_TIMEOUT, write_batch(conn, cfg, &ctx.node_id, &batch)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(SinkError::Unreachable {
+                    target: cfg.target.clone(),
+                    detail: format!("a batch got no answer within {} s", BATCH_TIMEOUT.as_secs()),
+                })
+            }
+        }
         conn.known_offices.extend(batch.offices.iter().cloned());
         after = batch.through;
         ctx.status.committed(after, batch.records, now_ms());

@@ -23,9 +23,9 @@ pub struct Migration {
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
-    version: 1,
-    name: "tables, history and daily views",
-    sql: r#"
+        version: 1,
+        name: "tables, history and daily views",
+        sql: r#"
 CREATE TABLE {s}.sink_checkpoint (
     node_id     text PRIMARY KEY,
     journal_seq bigint NOT NULL,
