@@ -63,6 +63,14 @@ async fn converged_mesh_mirror_equals_the_roots_records() {
                 .await
                 .unwrap();
             assert_eq!(r.status, 200, "{}", r.describe());
+            // A service matter, resolved (version 2, resolved_at set).
+            let body = json!({"category": "rights_protection", "channel": "hotline_12333",
+                              "key_group": "migrant_worker", "summary": format!("unpaid wages at {leaf}")});
+            let r = api.post_json("/v1/matters", &body).await.unwrap();
+            assert_eq!(r.status, 201, "{}", r.describe());
+            let id = r.json.as_ref().and_then(|j| j["id"].as_str()).unwrap().to_string();
+            let r = api.patch_json(&format!("/v1/matters/{id}"), &json!({"status": "resolved"})).await.unwrap();
+            assert_eq!(r.status, 200, "{}", r.describe());
         }
         for city in ["gz/a", "gz/b"] {
             mesh.api(city).post_posting(&posting_body(&format!("{city} local"), 2, Some(city))).await;
@@ -101,6 +109,26 @@ async fn converged_mesh_mirror_equals_the_roots_records() {
         assert_eq!(counts["placements"], 16);
         assert_eq!(counts["fills"], 16, "one fill per placed posting");
         assert_eq!(counts["summaries"], NODES.len(), "every office's summary");
+        assert_eq!(counts["matters"], 4, "one matter per leaf, flowed up");
+        let r = client
+            .query_one(
+                &format!("SELECT count(*) FROM {SCHEMA}.matters WHERE status = 'resolved' AND version = 2 AND resolved_at IS NOT NULL"),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.get::<_, i64>(0), 4);
+        let r = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {SCHEMA}.matters_summaries m WHERE NOT EXISTS (SELECT 1 FROM \
+                     {SCHEMA}.matters_summaries_history h WHERE h.origin = m.origin AND h.version = m.version)"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.get::<_, i64>(0), 0, "every latest matters summary is in the history");
 
         // Versions: the withdrawn postings are at version 2.
         let r = client

@@ -298,3 +298,38 @@ pub async fn verify(client: &Client, schema: &str) -> Result<(), SinkError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The columns a migration's `CREATE TABLE {s}.NAME (…)` makes.
+    fn created_columns(table: &str) -> Vec<String> {
+        let head = format!("CREATE TABLE {{s}}.{table} (");
+        let m =
+            MIGRATIONS.iter().find(|m| m.sql.contains(&head)).unwrap_or_else(|| panic!("no migration creates {table}"));
+        let body = &m.sql[m.sql.find(&head).unwrap_or(0) + head.len()..];
+        let body = &body[..body.find("\n);").unwrap_or(body.len())];
+        body.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("PRIMARY KEY"))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn migrations_create_exactly_the_columns_the_sink_writes() {
+        for t in TABLES.iter().copied().chain([&OFFICES]) {
+            let want: Vec<String> = t.columns.iter().map(|c| c.name.to_owned()).collect();
+            assert_eq!(created_columns(t.name), want, "table {}", t.name);
+        }
+    }
+
+    #[test]
+    fn migration_versions_increase_by_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i32 + 1, "{}", m.name);
+        }
+        assert_eq!(latest(), MIGRATIONS.len() as i32);
+    }
+}
