@@ -13,7 +13,8 @@
 //! The ceiling, in the same run: the very rows the sink wrote, copied out
 //! of its `postings` table to a server-side file, then `COPY … FROM` that
 //! file into an empty table made `LIKE` it (same columns, key and indexes)
-//! — PostgreSQL's bulk load with no client, no upsert, no checkpoint.
+//! — PostgreSQL's bulk load with no client, no upsert, no checkpoint; after
+//! a `CHECKPOINT`, the fastest of three (truncated in between).
 //!
 //! Live ingest: 8 HTTP clients post M postings at a node with a sink; the
 //! sink's `lag_s` in `/v1/status` is sampled every 100 ms from the first
@@ -39,6 +40,8 @@ const USER: &str = "bench";
 const PASSWORD: &str = "bench-secret";
 const DB: &str = "analytics";
 const INGEST_CLIENTS: usize = 8;
+/// COPYs timed per run; the fastest is the ceiling.
+const COPY_TRIES: usize = 3;
 
 pub fn run(b: &mut Bench) -> anyhow::Result<()> {
     let pg = match Postgres::try_start(true) {
@@ -237,9 +240,16 @@ fn copy_ceiling(b: &Bench, pg: &Postgres, schema: &str) -> anyhow::Result<f64> {
             ))
             .await
             .context("preparing the COPY")?;
-        let t = Instant::now();
-        admin.batch_execute(&format!("COPY {schema}.copy_ceiling FROM '{f}'")).await.context("COPY")?;
-        let secs = t.elapsed().as_secs_f64();
+        // The sink's dirty pages written out first, so that the COPY does
+        // not pay for them; the best of three (a ceiling).
+        admin.batch_execute("CHECKPOINT").await.context("CHECKPOINT")?;
+        let mut secs = f64::INFINITY;
+        for _ in 0..COPY_TRIES {
+            admin.batch_execute(&format!("TRUNCATE {schema}.copy_ceiling")).await.context("TRUNCATE")?;
+            let t = Instant::now();
+            admin.batch_execute(&format!("COPY {schema}.copy_ceiling FROM '{f}'")).await.context("COPY")?;
+            secs = secs.min(t.elapsed().as_secs_f64());
+        }
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.context("dropping the schema")?;
         let _ = std::fs::remove_file(&file);
         Ok(secs)

@@ -329,7 +329,29 @@ pub async fn run(cfg: PostgresConfig, ctx: SinkContext, stop: CancellationToken)
     }
 }
 
-/// Mirror over one connection until `stop` (Ok) or an error.
+/// Read journal entries `(after, durable]` on the blocking pool (see
+/// [`read_batch`]); `known` is a snapshot of the offices already written.
+fn spawn_read(
+    ctx: &SinkContext,
+    known: HashSet<String>,
+    after: u64,
+    durable: u64,
+    limit: usize,
+) -> tokio::task::JoinHandle<Result<Option<Batch>, StoreError>> {
+    let kv = ctx.state.kv.clone();
+    let topology = ctx.topology.clone();
+    tokio::task::spawn_blocking(move || read_batch(&kv, topology.as_deref(), &known, after, durable, limit))
+}
+
+async fn joined(h: tokio::task::JoinHandle<Result<Option<Batch>, StoreError>>) -> Result<Option<Batch>, SinkError> {
+    Ok(h.await.map_err(|e| SinkError::Other(format!("sink reader task failed: {e}")))??)
+}
+
+/// Mirror over one connection until `stop` (Ok) or an error. The next
+/// batch is read from the store while the current one is written, so the
+/// store and PostgreSQL work at the same time. (The read-ahead may repeat
+/// an office row the current batch writes; office upserts of rows already
+/// there change nothing.)
 async fn mirror(
     cfg: &PostgresConfig,
     ctx: &SinkContext,
@@ -337,6 +359,7 @@ async fn mirror(
     stop: &CancellationToken,
 ) -> Result<(), SinkError> {
     let mut after = conn.resume_after;
+    let mut ahead: Option<Batch> = None;
     loop {
         if stop.is_cancelled() {
             return Ok(());
@@ -349,26 +372,25 @@ async fn mirror(
                 "sink: PostgreSQL's checkpoint is past this node's journal (store replaced?): mirroring everything again"
             );
             after = 0;
+            ahead = None;
         }
-        let kv = ctx.state.kv.clone();
-        let topology = ctx.topology.clone();
-        let known = std::mem::take(&mut conn.known_offices);
-        let (through_durable, limit) = (durable, cfg.batch_rows);
-        let (known, batch) = tokio::task::spawn_blocking(move || {
-            let b = read_batch(&kv, topology.as_deref(), &known, after, through_durable, limit);
-            (known, b)
-        })
-        .await
-        .map_err(|e| SinkError::Other(format!("sink reader task failed: {e}")))?;
-        conn.known_offices = known;
-        let Some(batch) = batch? else {
-            tokio::select! {
-                _ = tokio::time::sleep(POLL) => {}
-                _ = stop.cancelled() => return Ok(()),
-            }
-            continue;
+        let batch = match ahead.take() {
+            Some(b) => b,
+            None => match joined(spawn_read(ctx, conn.known_offices.clone(), after, durable, cfg.batch_rows)).await? {
+                Some(b) => b,
+                None => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(POLL) => {}
+                        _ = stop.cancelled() => return Ok(()),
+                    }
+                    continue;
+                }
+            },
         };
-        match tokio::time::timeout(BATCH_TIMEOUT, write_batch(conn, cfg, &ctx.node_id, &batch)).await {
+        let read_ahead = spawn_read(ctx, conn.known_offices.clone(), batch.through, durable, cfg.batch_rows);
+        let written = tokio::time::timeout(BATCH_TIMEOUT, write_batch(conn, cfg, &ctx.node_id, &batch)).await;
+        let next = joined(read_ahead).await;
+        match written {
             Ok(r) => r?,
             Err(_) => {
                 return Err(SinkError::Unreachable {
@@ -380,5 +402,6 @@ async fn mirror(
         conn.known_offices.extend(batch.offices.iter().cloned());
         after = batch.through;
         ctx.status.committed(after, batch.records, now_ms());
+        ahead = next?;
     }
 }
