@@ -17,7 +17,10 @@
 //! 7. [`footprint`]: memory of an idle station and of a province holding a
 //!    million records, bytes on disk per record;
 //! 8. [`sim`]: the simulator's speed and its fan-out to the 2,801 offices
-//!    of the generated province.
+//!    of the generated province;
+//! 9. [`pgsink`]: the PostgreSQL sink's catch-up beside a COPY of the same
+//!    rows, and its lag during live ingest (not run, with why, without
+//!    PostgreSQL's server binaries).
 //!
 //! Each case does a warm-up, then `runs` runs (5; `--quick`: 1, with smaller
 //! sizes, for CI). Output: progress on stderr; one JSON line per case and
@@ -33,7 +36,8 @@
 //! `ceiling_sled_write_flush`, `catchup_1hop`, `ingest`, `fanout_3hops`,
 //! `catchup_deep`, `query_summary`, `query_summary_depth1`,
 //! `query_postings`, `footprint_idle_station` (`run` is the station),
-//! `footprint_province`, `sim_events`, `sim_fanout`.
+//! `footprint_province`, `sim_events`, `sim_fanout`, `pgsink_catchup`,
+//! `pgsink_ingest_lag` (or `pgsink` with `not_run`).
 //!
 //! The machine is shared: the table ends with the load average at the
 //! start and end of each case, and the catch-up and ingest cases measure
@@ -54,6 +58,7 @@ mod footprint;
 mod http;
 mod ingest;
 mod nodes;
+mod pgsink;
 mod queries;
 mod report;
 mod sim;
@@ -77,8 +82,8 @@ pub struct BenchArgs {
     /// Where to write the JSON lines (they are printed on stdout too).
     #[arg(long, value_name = "FILE", default_value = "target/bench/bench.jsonl")]
     pub json: PathBuf,
-    /// Run only these cases (1-8), e.g. `--only 2,5`.
-    #[arg(long, value_name = "N", value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=8))]
+    /// Run only these cases (1-9), e.g. `--only 2,5`.
+    #[arg(long, value_name = "N", value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=9))]
     pub only: Vec<u8>,
     /// Runs per case after the warm-up (default 5, or 1 with --quick).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
@@ -90,6 +95,15 @@ pub struct BenchArgs {
     /// Internal: idle for a minute (the baseline of resident memory).
     #[arg(long, hide = true)]
     pub idle_probe: bool,
+    /// Internal (tests): write `--fill-records` postings for the province
+    /// into a fresh store at DIR as `--fill-node`, through the engine's
+    /// local write path, and exit (a backlog made without HTTP).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub fill_store: Option<PathBuf>,
+    #[arg(long, hide = true, value_name = "ID", default_value = "gz")]
+    pub fill_node: String,
+    #[arg(long, hide = true, value_name = "N", default_value_t = 100_000)]
+    pub fill_records: usize,
 }
 
 /// Sizes of one invocation.
@@ -204,6 +218,19 @@ pub fn execute(args: BenchArgs) -> anyhow::Result<()> {
         rt.block_on(async { tokio::time::sleep(Duration::from_secs(60)).await });
         return Ok(());
     }
+    if let Some(dir) = &args.fill_store {
+        let id = jobmesh_protocol::NodeId::parse(&args.fill_node)
+            .map_err(|e| anyhow::anyhow!("--fill-node {}: {e}", args.fill_node))?;
+        let mut filler = fixture::Filler::open(dir, &id)?;
+        let mut root = id.clone();
+        while let Some(p) = root.parent() {
+            root = p;
+        }
+        let (first, last) = filler.local_postings(args.fill_records, Some(&root))?;
+        filler.finish()?;
+        println!("{first} {last}");
+        return Ok(());
+    }
     let plan = Plan::new(args.quick, args.runs);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -230,7 +257,7 @@ pub fn execute(args: BenchArgs) -> anyhow::Result<()> {
         args.json.display()
     ));
     type Case = fn(&mut Bench) -> anyhow::Result<()>;
-    let cases: [(u8, &str, Case); 8] = [
+    let cases: [(u8, &str, Case); 9] = [
         (1, "ceilings", ceilings::run),
         (2, "durable catch-up", catchup::one_hop),
         (3, "live ingest", ingest::run),
@@ -242,6 +269,7 @@ pub fn execute(args: BenchArgs) -> anyhow::Result<()> {
         (6, "root queries", queries::run),
         (7, "footprint", footprint::run),
         (8, "simulator", sim::run),
+        (9, "PostgreSQL sink", pgsink::run),
     ];
     for (n, name, case) in cases {
         // The fan-out mesh also gives case 7 its idle stations.

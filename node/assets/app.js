@@ -156,6 +156,8 @@ const I18N = {
     'worker.seeking': '求职中', 'worker.placed': '已就业',
     'mesh.parent': '上级连接', 'mesh.children': '下级连接', 'mesh.records': '本站持有记录',
     'mesh.root': '本站是根节点，没有上级。', 'mesh.no_children': '没有下级连接',
+    'mesh.sink': 'PostgreSQL 镜像（{target}，模式 {schema}）：落后 {n} 条日志、{s} 秒',
+    'mesh.sink.down': 'PostgreSQL 镜像（{target}，模式 {schema}）未连接：落后 {n} 条日志、{s} 秒。{error}',
     'mesh.addr': '地址', 'mesh.last_contact': '最近联系', 'mesh.backlog': '待发送', 'mesh.never': '从未',
     'rec.postings': '招聘信息', 'rec.workers': '求职者', 'rec.placements': '就业登记', 'rec.fills': '招用计数', 'rec.summaries': '汇总报表',
     'screen.posts': '岗位数', 'screen.registered': '登记人数', 'screen.placements': '已就业',
@@ -239,6 +241,8 @@ const I18N = {
     'worker.seeking': 'seeking', 'worker.placed': 'placed',
     'mesh.parent': 'Parent link', 'mesh.children': 'Child links', 'mesh.records': 'Records held here',
     'mesh.root': 'This node is the root: it has no parent.', 'mesh.no_children': 'No child links',
+    'mesh.sink': 'PostgreSQL mirror ({target}, schema {schema}): {n} journal entries, {s} s behind',
+    'mesh.sink.down': 'PostgreSQL mirror ({target}, schema {schema}) not connected: {n} journal entries, {s} s behind. {error}',
     'mesh.addr': 'Address', 'mesh.last_contact': 'Last contact', 'mesh.backlog': 'Backlog', 'mesh.never': 'never',
     'rec.postings': 'Postings', 'rec.workers': 'Workers', 'rec.placements': 'Placements', 'rec.fills': 'Fills', 'rec.summaries': 'Summaries',
     'screen.posts': 'Jobs offered', 'screen.registered': 'People registered', 'screen.placements': 'Jobs achieved',
@@ -1346,6 +1350,7 @@ function renderMesh() {
   const s = state.status;
   if (!s) return;
   renderParent(s.parent);
+  renderSink(s.sink);
   const body = $('#mesh-children tbody');
   const kids = Array.isArray(s.children) ? s.children : [];
   replaceChildren(body, kids.length
@@ -1353,6 +1358,21 @@ function renderMesh() {
     : el('tr', {}, el('td', { colspan: 4, class: 'empty' }, t('mesh.no_children'))));
   const rec = s.records || {};
   for (const k of HELD_KINDS) setFigure($('#records-' + k), rec[k]);
+}
+
+/** One line on the `[sink.postgres]` mirror's lag, when the node has one. */
+function renderSink(k) {
+  const box = $('#mesh-sink');
+  if (!k) { box.hidden = true; box.textContent = ''; return; }
+  const args = {
+    target: k.target, schema: k.schema, n: fmtNum(k.lag_entries),
+    s: isNum(k.lag_s) ? k.lag_s.toFixed(1) : '—', error: k.error || '',
+  };
+  box.textContent = t(k.connected ? 'mesh.sink' : 'mesh.sink.down', args);
+  box.dataset.lagEntries = String(k.lag_entries);
+  box.dataset.connected = String(!!k.connected);
+  box.classList.toggle('banner-warn', !k.connected);
+  box.hidden = false;
 }
 
 function renderParent(p) {

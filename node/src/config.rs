@@ -160,6 +160,8 @@ pub struct Config {
     /// once the parent link has been down for `failover_after_s`.
     pub fallbacks: Vec<ParentConfig>,
     pub failover_after_s: u64,
+    /// `[sink.postgres]`: mirror every record held here into PostgreSQL.
+    pub sink_postgres: Option<crate::sink::PostgresConfig>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +181,7 @@ struct RawConfig {
     #[serde(default)]
     fallback: Vec<RawParent>,
     failover_after_s: Option<u64>,
+    sink: Option<crate::sink::RawSink>,
 }
 
 #[derive(Deserialize)]
@@ -324,6 +327,17 @@ impl Config {
         if failover_after_s == 0 {
             return Err(p.err("failover_after_s", "must be at least 1".into()));
         }
+        let sink_postgres = match raw.sink.and_then(|s| s.postgres) {
+            None => None,
+            Some(raw) => Some(
+                crate::sink::PostgresConfig::parse(
+                    raw,
+                    |key, s| p.path(key, s).map_err(|e| e.problem),
+                    |key, path| p.read_side_file(key, path).map_err(|e| e.problem),
+                )
+                .map_err(|(key, problem)| p.err(key, problem))?,
+            ),
+        };
 
         Ok(Config {
             file: file.to_owned(),
@@ -340,6 +354,7 @@ impl Config {
             revocations,
             fallbacks,
             failover_after_s,
+            sink_postgres,
         })
     }
 

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod ops;
 pub mod pki;
 pub mod runtime;
+pub mod sink;
 pub mod state;
 pub mod storage;
 pub mod store_check;

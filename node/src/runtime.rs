@@ -101,6 +101,16 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
     let failover = Arc::new(crate::transport::FailoverState::new());
     let (state, host) = driver::start(engine, kv, Arc::new(Metrics::new()), driver::HostConfig::default())
         .context("cannot start the engine thread")?;
+    let stop_sink = CancellationToken::new();
+    // The sink reads the store through its own handle and asks the engine
+    // thread only for its durable sequence (see crate::sink).
+    let sink = match crate::sink::start(&cfg, &state, stop_sink.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = host.stop().await;
+            return Err(e.into());
+        }
+    };
     let stats = Arc::new(TransportStats::new());
 
     // Two stages of stopping: `stop` ends everything that takes input (API,
@@ -173,6 +183,7 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         certs: Some(certs.clone()),
         failover: failover.clone(),
         health: Some(health.clone()),
+        sink: sink.as_ref().map(|s| s.status.clone()),
     };
     // SIGHUP and changed files reload the certificate, key and CA.
     tracker.spawn(crate::certs::watch::run(certs.clone(), stop.clone()).in_current_span());
@@ -228,6 +239,10 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         warn!("links did not close within {LINKS_DRAIN:?}");
     }
     transport.close().await;
+    if let Some(sink) = sink {
+        stop_sink.cancel();
+        sink.stopped().await;
+    }
     let host_result = host.stop().await;
     info!(transport = ?stats.snapshot(), "stopped");
     match (api_failed, host_result) {

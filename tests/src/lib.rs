@@ -24,6 +24,7 @@ pub mod mesh;
 pub mod netns;
 pub mod oracle;
 pub mod pki;
+pub mod postgres;
 pub mod previous;
 pub mod proxy;
 pub mod quic;

@@ -81,6 +81,8 @@ pub struct ApiContext {
     pub failover: Arc<crate::transport::FailoverState>,
     /// This node's health report, kept current by the runtime.
     pub health: Option<Arc<crate::health::HealthReporter>>,
+    /// The `[sink.postgres]` mirror's state, when configured.
+    pub sink: Option<Arc<crate::sink::SinkStatus>>,
 }
 
 impl Default for ApiContext {
@@ -94,6 +96,7 @@ impl Default for ApiContext {
             certs: None,
             failover: Arc::new(crate::transport::FailoverState::new()),
             health: None,
+            sink: None,
         }
     }
 }

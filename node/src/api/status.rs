@@ -155,6 +155,8 @@ pub struct StatusView {
     /// True after `jobmesh restore` until the office's own records are back
     /// from its parent (local writes answer 503 meanwhile).
     pub restoring: bool,
+    /// The `[sink.postgres]` mirror and its lag; `null` without one.
+    pub sink: Option<crate::sink::SinkView>,
 }
 
 /// The revocation list as `/v1/status` shows it. A revoked office's
@@ -501,6 +503,7 @@ pub async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<StatusView>> {
         store_bytes,
         certificate,
         restoring,
+        sink: api.ctx.sink.as_ref().map(|s| s.view(crate::state::now_ms())),
     }))
 }
 
@@ -574,5 +577,6 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> ApiResult<impl IntoResponse
         certs: api.cert_sample(),
     };
     let body = api.state.metrics.render(&scrape);
+    let body = crate::sink::status::append_metrics(body, api.ctx.sink.as_deref(), crate::state::now_ms());
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))
 }
