@@ -15,6 +15,8 @@
 //! | `GET, POST /v1/workers`, `GET /v1/workers/:id` | [`workers`] |
 //! | `GET, POST /v1/placements`, `GET /v1/placements/:id` | [`placements`] |
 //! | `GET /v1/summary` | [`summary`] |
+//! | `POST /v1/import/:kind`, `POST /v1/import/:kind/file`, `GET /v1/import/:kind/template.csv` | [`import`] |
+//! | `GET /v1/summary.csv`, `.xlsx`, `GET /v1/postings.csv`, `.xlsx` | [`export`] |
 //! | `GET /v1/status`, `GET /metrics` | [`status`] |
 //! | `GET /v1/backup` | [`crate::ops::backup`] |
 //! | `GET /v1/openapi.json` | [`openapi`] |
@@ -25,7 +27,10 @@
 //! TOKEN` (or `?token=TOKEN`).
 
 pub mod error;
+pub mod export;
+pub mod import;
 pub mod input;
+pub mod keyed;
 pub mod matters;
 pub mod matters_figures;
 pub mod openapi;
@@ -49,7 +54,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use jobmesh_protocol::topology::{Office, Topology};
 use jobmesh_protocol::NodeId;
 
@@ -186,6 +191,16 @@ pub fn router(state: Arc<NodeState>, ctx: Arc<ApiContext>) -> axum::Router {
         .route("/v1/matters", get(matters::list).post(matters::create))
         .route("/v1/matters/:id", get(matters::get).patch(matters::patch))
         .route("/v1/summary", get(summary::get))
+        .route("/v1/summary.csv", get(export::summary_csv))
+        .route("/v1/summary.xlsx", get(export::summary_xlsx))
+        .route("/v1/postings.csv", get(export::postings_csv))
+        .route("/v1/postings.xlsx", get(export::postings_xlsx))
+        .route(
+            "/v1/import/:kind",
+            post(import::batch).layer(DefaultBodyLimit::max(jobmesh_import::wire::MAX_BATCH_BYTES)),
+        )
+        .route("/v1/import/:kind/file", post(import::file).layer(DefaultBodyLimit::disable()))
+        .route("/v1/import/:kind/template.csv", get(import::template))
         .route("/v1/status", get(status::get))
         .route("/metrics", get(status::metrics))
         .route("/v1/openapi.json", get(openapi::openapi_json))
