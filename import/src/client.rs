@@ -37,7 +37,7 @@ pub const IN_FLIGHT: usize = 4;
 /// Batches read ahead of the requests.
 const READ_AHEAD: usize = 8;
 /// How often plain progress lines are printed (not on a terminal).
-const PLAIN_EVERY: Duration = Duration::from_secs(2);
+const PLAIN_EVERY: Duration = Duration::from_secs(1);
 
 /// Where and how to reach the office's API.
 #[derive(Debug, Clone)]

@@ -20,7 +20,7 @@
 //! | `GET /v1/status`, `GET /metrics` | [`status`] |
 //! | `GET /v1/backup` | [`crate::ops::backup`] |
 //! | `GET /v1/openapi.json` | [`openapi`] |
-//! | `GET /`, `/app.js`, `/app.css`, `/healthz` | [`page`] |
+//! | `GET /`, `/app.js`, `/matters.js`, `/import.js`, `/app.css`, `/healthz` | [`page`] |
 //!
 //! When [`ApiContext::token`] is set, every route except `/healthz`,
 //! `/v1/openapi.json` and the page's files needs `Authorization: Bearer
@@ -210,6 +210,7 @@ pub fn router(state: Arc<NodeState>, ctx: Arc<ApiContext>) -> axum::Router {
         .route("/app.css", get(page::app_css))
         .route("/errors.json", get(page::errors_json))
         .route("/matters.js", get(page::matters_js))
+        .route("/import.js", get(page::import_js))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(input::MAX_BODY_BYTES))
@@ -233,7 +234,7 @@ async fn method_not_allowed(req: Request) -> ApiError {
 /// Routes anyone may fetch: the health check, the API's description and
 /// the page's own files.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/v1/openapi.json" | "/" | "/app.js" | "/app.css" | "/errors.json" | "/matters.js")
+    matches!(path, "/healthz" | "/v1/openapi.json" | "/" | "/app.js" | "/app.css" | "/errors.json" | "/matters.js" | "/import.js")
 }
 
 /// Compare without leaking the position of the first difference.

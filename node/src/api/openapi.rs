@@ -5,7 +5,7 @@
 //!
 //! Covered: every `/v1/...` route, `/metrics`, `/healthz` and this
 //! document. Left out: the web page's own files (`/`, `/app.js`, `/app.css`,
-//! `/matters.js`, `/errors.json`), which are for the browser, not for
+//! `/matters.js`, `/import.js`, `/errors.json`), which are for the browser, not for
 //! programs.
 //!
 //! Request bodies are read by hand (`api::input`), so their schemas are
