@@ -206,6 +206,7 @@ fn ndjson(line: &Line<'_>) -> Bytes {
     request_body(content = Vec<u8>, description = "The whole file, at most 256 MiB; streamed to a temporary file.", content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "JSON lines, streamed: `{\"progress\": {rows, rows_total, good, bad, created, existing}}` after each batch of 500 rows, then `{\"report\": {...}}` with the counts, a preview of the first 10 rows with their problems, and up to 1,000 problems (`problems_total` counts all). A file that cannot be read is a report with `error` set.", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
         (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
         (status = 404, description = "No such import kind.", body = crate::api::openapi::types::Error),
         (status = 413, description = "The file is larger than 256 MiB.", body = crate::api::openapi::types::Error),
