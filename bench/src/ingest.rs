@@ -117,11 +117,14 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
             .ceiling(Some(Ceiling { label: "201s/s at the county".into(), value: ingest_median })),
     );
     for (what, rates) in [
-        (format!("import: CSV of {n} postings, rows/s into the county"), results.iter().map(|r| r.import_csv)),
-        (format!("import: xlsx of {} postings, rows/s into the county", n / 2), results.iter().map(|r| r.import_xlsx)),
+        (format!("import: CSV of {n} postings, rows/s into the county"), results.iter().map(|r| r.import_csv).collect()),
+        (
+            format!("import: xlsx of {} postings, rows/s into the county", n / 2),
+            results.iter().map(|r| r.import_xlsx).collect::<Vec<f64>>(),
+        ),
     ] {
         b.report.row(
-            Row::new("3 live ingest", what, Unit::PerSec, rates.collect())
+            Row::new("3 live ingest", what, Unit::PerSec, rates)
                 .ceiling(Some(Ceiling { label: "201s/s at the county (live ingest)".into(), value: ingest_median }))
                 .target(">= 5,000", 5_000.0),
         );
