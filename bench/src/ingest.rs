@@ -117,7 +117,10 @@ pub fn run(b: &mut Bench) -> anyhow::Result<()> {
             .ceiling(Some(Ceiling { label: "201s/s at the county".into(), value: ingest_median })),
     );
     for (what, rates) in [
-        (format!("import: CSV of {n} postings, rows/s into the county"), results.iter().map(|r| r.import_csv).collect()),
+        (
+            format!("import: CSV of {n} postings, rows/s into the county"),
+            results.iter().map(|r| r.import_csv).collect(),
+        ),
         (
             format!("import: xlsx of {} postings, rows/s into the county", n / 2),
             results.iter().map(|r| r.import_xlsx).collect::<Vec<f64>>(),

@@ -145,11 +145,27 @@ pub const WORKER_COLUMNS: &[Column] = &[
 ];
 
 pub const MATTER_COLUMNS: &[Column] = &[
-    col(EXTERNAL_REF, "External ref", "外部编号", false, &["ref", "编号", "序号", "受理号"], "hotline-2026-0042", "热线-2026-0042"),
+    col(
+        EXTERNAL_REF,
+        "External ref",
+        "外部编号",
+        false,
+        &["ref", "编号", "序号", "受理号"],
+        "hotline-2026-0042",
+        "热线-2026-0042",
+    ),
     col("category", "Category", "事项类别", true, &["matter category", "类别"], "job_search", "求职帮扶"),
     col("channel", "Channel", "受理渠道", true, &["渠道", "来源"], "walk_in", "现场窗口"),
     col("key_group", "Key group", "人员类别", false, &["group", "重点群体"], "migrant_worker", "农民工"),
-    col("summary", "Summary", "事项摘要", true, &["摘要", "内容", "事项内容"], "Asked about wage arrears", "咨询欠薪问题"),
+    col(
+        "summary",
+        "Summary",
+        "事项摘要",
+        true,
+        &["摘要", "内容", "事项内容"],
+        "Asked about wage arrears",
+        "咨询欠薪问题",
+    ),
     col("status", "Status", "办理状态", false, &["状态"], "open", "办理中"),
 ];
 
@@ -159,7 +175,8 @@ pub const WORK_TYPE_ZH: [&str; 4] = ["全职", "兼职", "零工", "临时工"];
 pub const KEY_GROUP_ZH: [&str; 6] = ["高校毕业生", "农民工", "退役军人", "农村劳动力", "残疾人", "其他"];
 
 /// Chinese names of the matter categories, in [`MatterCategory::ALL`] order.
-pub const MATTER_CATEGORY_ZH: [&str; 7] = ["劳动维权", "政策咨询", "求职帮扶", "返岗帮扶", "走访企业", "培训推荐", "其他"];
+pub const MATTER_CATEGORY_ZH: [&str; 7] =
+    ["劳动维权", "政策咨询", "求职帮扶", "返岗帮扶", "走访企业", "培训推荐", "其他"];
 /// Chinese names of the channels, in [`Channel::ALL`] order.
 pub const CHANNEL_ZH: [&str; 4] = ["现场窗口", "12333热线", "网上办理", "上门服务"];
 /// Chinese names of the matter statuses, in [`MatterStatus::ALL`] order.

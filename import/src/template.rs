@@ -63,7 +63,9 @@ mod tests {
                 let m = Mapping::new(kind, &sheet.headers).unwrap();
                 let row = sheet.next().unwrap().unwrap();
                 assert_eq!(row.line, 2);
-                let good = check_raw(&m, &row, 1_796_097_600_000).unwrap().unwrap_or_else(|p| panic!("{kind:?} {lang:?}: {p:?}"));
+                let good = check_raw(&m, &row, 1_796_097_600_000)
+                    .unwrap()
+                    .unwrap_or_else(|p| panic!("{kind:?} {lang:?}: {p:?}"));
                 assert!(!good.external_ref.starts_with("row-"), "the example carries a reference");
                 assert!(sheet.next().is_none());
             }

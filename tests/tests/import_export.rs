@@ -343,8 +343,14 @@ async fn one_reference_makes_one_record_even_when_posted_concurrently() {
         let second = api.post_json("/v1/matters", &m).await.unwrap();
         assert_eq!((first.status, second.status), (201, 200), "a reference is per kind");
         assert_eq!(first.json.unwrap()["id"], second.json.unwrap()["id"]);
-        let bad = api.post_json("/v1/matters", &json!({"category": "job_search", "channel": "walk_in",
-            "summary": "x", "external_ref": "a".repeat(129)})).await.unwrap();
+        let bad = api
+            .post_json(
+                "/v1/matters",
+                &json!({"category": "job_search", "channel": "walk_in",
+            "summary": "x", "external_ref": "a".repeat(129)}),
+            )
+            .await
+            .unwrap();
         assert_eq!(bad.status, 400, "{}", bad.describe());
         mesh.finish().await;
     })

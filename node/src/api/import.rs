@@ -54,7 +54,11 @@ fn write_problem(line: u64, e: &WriteError) -> Problem {
             let (zh, en) = rule_text(error);
             Problem { line, column: (*field).to_owned(), field: (*field).to_owned(), zh, en }
         }
-        other => Problem { line, column: String::new(), field: String::new(), zh: "无法写入".into(), en: other.to_string() },
+        other => {
+            Problem {
+                line, column: String::new(), field: String::new(), zh: "无法写入".into(), en: other.to_string()
+            }
+        }
     }
 }
 

@@ -234,7 +234,10 @@ async fn method_not_allowed(req: Request) -> ApiError {
 /// Routes anyone may fetch: the health check, the API's description and
 /// the page's own files.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/v1/openapi.json" | "/" | "/app.js" | "/app.css" | "/errors.json" | "/matters.js" | "/import.js")
+    matches!(
+        path,
+        "/healthz" | "/v1/openapi.json" | "/" | "/app.js" | "/app.css" | "/errors.json" | "/matters.js" | "/import.js"
+    )
 }
 
 /// Compare without leaking the position of the first difference.
