@@ -269,7 +269,7 @@ async fn pass(api: &Api, o: &ImportOptions, dry_run: bool, label: &'static str) 
     drop(sends);
     reader.await.context("the file reader failed")?;
     progress.finish();
-    out.problems.sort_by(|a, b| a.line.cmp(&b.line));
+    out.problems.sort_by_key(|p| p.line);
     out.elapsed = started.elapsed();
     Ok(out)
 }

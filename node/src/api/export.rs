@@ -138,7 +138,10 @@ fn table_of(name: &'static str, name_zh: &'static str, items: &[Value], skip: &[
         .map(|v| {
             let mut out = Vec::new();
             flatten("", v, &mut out);
-            out.retain(|(k, v)| !skip.contains(&k.as_str()) && !(v.is_null() && !k.contains('.') && is_object_key(k)));
+            out.retain(|(k, v)| {
+                let empty_object = v.is_null() && !k.contains('.') && is_object_key(k);
+                !(skip.contains(&k.as_str()) || empty_object)
+            });
             out
         })
         .collect();
