@@ -256,9 +256,11 @@ fn one_run(b: &Bench, pki: &Pki, dir: &std::path::Path, n: usize, clients: usize
 /// xlsx), import it into the county and return rows per second.
 fn import_rate(b: &Bench, county: std::net::SocketAddr, path: &std::path::Path, n: usize) -> anyhow::Result<f64> {
     let head = ["外部编号", "岗位名称", "招聘单位", "职业类别", "用工类型", "岗位数", "薪资", "工作地点"];
+    // References per file: the xlsx's rows are new postings, not the CSV's again.
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_owned();
     let row = |i: usize| -> [String; 8] {
         [
-            format!("bench-{i}"),
+            format!("bench-{ext}-{i}"),
             format!("导入岗位 {i}"),
             format!("企业 {}", i % 97),
             "制造业".into(),
@@ -268,7 +270,7 @@ fn import_rate(b: &Bench, county: std::net::SocketAddr, path: &std::path::Path, 
             "观山湖区".into(),
         ]
     };
-    if path.extension().is_some_and(|e| e == "xlsx") {
+    if ext == "xlsx" {
         let mut wb = rust_xlsxwriter::Workbook::new();
         let ws = wb.add_worksheet();
         for (c, h) in head.iter().enumerate() {
