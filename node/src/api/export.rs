@@ -330,10 +330,10 @@ const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.
     operation_id = "summary_csv",
     params(
         ("node" = Option<crate::api::openapi::types::NodeIdFilter>, Query, description = "The office whose subtree to show (default: this node); it must be in this node's subtree."),
-        ("from" = Option<String>, Query, description = "First day (`YYYY-MM-DD`) of the daily figures to include (within the last 30 local days)."),
-        ("to" = Option<String>, Query, description = "Last day (`YYYY-MM-DD`) of the daily figures to include."),
-        ("lang" = Option<String>, Query, description = "`zh` or `en` headers (default: Chinese unless `Accept-Language` starts with another language)."),
-        ("table" = Option<String>, Query, description = "Which table: `offices` (default: one row per office with `reported_at`, `age_s`, `stale`, `missing`, `link_down` and every figure, own and subtree), `overview`, `daily`, `by_category`, `by_work_type`, `by_key_group`."),
+        ("from" = Option<crate::api::openapi::types::DayFilter>, Query, description = "First day (`YYYY-MM-DD`) of the daily figures to include (within the last 30 local days)."),
+        ("to" = Option<crate::api::openapi::types::DayFilter>, Query, description = "Last day (`YYYY-MM-DD`) of the daily figures to include."),
+        ("lang" = Option<crate::api::openapi::types::Lang>, Query, description = "`zh` or `en` headers (default: Chinese unless `Accept-Language` starts with another language)."),
+        ("table" = Option<crate::api::openapi::types::SummaryTable>, Query, description = "Which table: `offices` (default: one row per office with `reported_at`, `age_s`, `stale`, `missing`, `link_down` and every figure, own and subtree), `overview`, `daily`, `by_category`, `by_work_type`, `by_key_group`."),
     ),
     responses(
         (status = 200, description = "The table as CSV (UTF-8 with a BOM); columns are `/v1/summary`'s keys, nested ones joined with `.`.", content_type = "text/csv", body = String),
@@ -363,9 +363,9 @@ pub async fn summary_csv(State(api): State<Arc<Api>>, q: QueryParams, headers: H
     operation_id = "summary_xlsx",
     params(
         ("node" = Option<crate::api::openapi::types::NodeIdFilter>, Query, description = "The office whose subtree to show (default: this node); it must be in this node's subtree."),
-        ("from" = Option<String>, Query, description = "First day (`YYYY-MM-DD`) of the daily figures to include (within the last 30 local days)."),
-        ("to" = Option<String>, Query, description = "Last day (`YYYY-MM-DD`) of the daily figures to include."),
-        ("lang" = Option<String>, Query, description = "`zh` or `en` headers (default: Chinese unless `Accept-Language` starts with another language)."),
+        ("from" = Option<crate::api::openapi::types::DayFilter>, Query, description = "First day (`YYYY-MM-DD`) of the daily figures to include (within the last 30 local days)."),
+        ("to" = Option<crate::api::openapi::types::DayFilter>, Query, description = "Last day (`YYYY-MM-DD`) of the daily figures to include."),
+        ("lang" = Option<crate::api::openapi::types::Lang>, Query, description = "`zh` or `en` headers (default: Chinese unless `Accept-Language` starts with another language)."),
     ),
     responses(
         (status = 200, description = "A workbook with one sheet per table of `/v1/summary.csv` (`offices` second, after `overview`).", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>),
@@ -440,7 +440,7 @@ async fn postings_page(
         ("work_type" = Option<crate::api::openapi::types::WorkTypeFilter>, Query, description = "Only postings of this kind of work."),
         ("open" = Option<crate::api::openapi::types::Flag>, Query, description = "`true`: only open postings with positions left and not expired; `false`: only the others."),
         ("origin" = Option<crate::api::openapi::types::NodeIdFilter>, Query, description = "Only postings published by this office."),
-        ("lang" = Option<String>, Query, description = "`zh` or `en` headers (default: Chinese unless `Accept-Language` starts with another language)."),
+        ("lang" = Option<crate::api::openapi::types::Lang>, Query, description = "`zh` or `en` headers (default: Chinese unless `Accept-Language` starts with another language)."),
     ),
     responses(
         (status = 200, description = "Every posting that `/v1/postings` lists with these filters (all pages, at most 1,000,000), as CSV (UTF-8 with a BOM), streamed.", content_type = "text/csv", body = String),
@@ -510,7 +510,7 @@ pub async fn postings_csv(State(api): State<Arc<Api>>, q: QueryParams, headers: 
         ("work_type" = Option<crate::api::openapi::types::WorkTypeFilter>, Query, description = "Only postings of this kind of work."),
         ("open" = Option<crate::api::openapi::types::Flag>, Query, description = "`true`: only open postings with positions left and not expired; `false`: only the others."),
         ("origin" = Option<crate::api::openapi::types::NodeIdFilter>, Query, description = "Only postings published by this office."),
-        ("lang" = Option<String>, Query, description = "`zh` or `en` headers (default: Chinese unless `Accept-Language` starts with another language)."),
+        ("lang" = Option<crate::api::openapi::types::Lang>, Query, description = "`zh` or `en` headers (default: Chinese unless `Accept-Language` starts with another language)."),
     ),
     responses(
         (status = 200, description = "The same rows as `/v1/postings.csv`, as a workbook of one sheet.", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>),

@@ -114,10 +114,10 @@ async fn apply(api: &Api, goods: Vec<Good>, dry_run: bool) -> ApiResult<Vec<RowR
     tag = "import",
     operation_id = "import_rows",
     params(
-        ("kind" = String, Path, description = "`postings`, `workers` or `matters`."),
+        ("kind" = crate::api::openapi::types::ImportKind, Path, description = "`postings`, `workers` or `matters`."),
         ("dry_run" = Option<crate::api::openapi::types::Flag>, Query, description = "`true`: check the rows and look up their references, write nothing."),
     ),
-    request_body(content = Object, description = "`{\"rows\": [{\"line\": N, \"cells\": {API field: text}}]}`, at most 1,000 rows and 4 MiB; the cells are text as read from a file (Chinese or English words for closed lists), `external_ref` among them. `jobmesh import` sends these.", content_type = "application/json"),
+    request_body(content = crate::api::openapi::types::ImportBatch, description = "`{\"rows\": [{\"line\": N, \"cells\": {API field: text}}]}`, at most 1,000 rows and 4 MiB; the cells are text as read from a file (Chinese or English words for closed lists), `external_ref` among them. `jobmesh import` sends these.", content_type = "application/json"),
     responses(
         (status = 200, description = "`{\"dry_run\": bool, \"results\": [{line, external_ref, id, created, problems}]}` in the rows' order. Good rows are created in one atomic, durable write; a row whose `external_ref` was already used here gets the record made under it (`created: false`).", body = Object),
         (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
@@ -203,7 +203,7 @@ fn ndjson(line: &Line<'_>) -> Bytes {
     tag = "import",
     operation_id = "import_file",
     params(
-        ("kind" = String, Path, description = "`postings`, `workers` or `matters`."),
+        ("kind" = crate::api::openapi::types::ImportKind, Path, description = "`postings`, `workers` or `matters`."),
         ("dry_run" = Option<crate::api::openapi::types::Flag>, Query, description = "`true`: check every row, write nothing."),
         ("name" = Option<String>, Query, description = "The file's name; its extension (`.csv`, `.xlsx`) says how to read it (else the content does)."),
     ),
@@ -388,8 +388,8 @@ async fn import_spooled(
     tag = "import",
     operation_id = "import_template",
     params(
-        ("kind" = String, Path, description = "`postings`, `workers` or `matters`."),
-        ("lang" = Option<String>, Query, description = "`zh` or `en` headers (default: Chinese unless `Accept-Language` starts with another language)."),
+        ("kind" = crate::api::openapi::types::ImportKind, Path, description = "`postings`, `workers` or `matters`."),
+        ("lang" = Option<crate::api::openapi::types::Lang>, Query, description = "`zh` or `en` headers (default: Chinese unless `Accept-Language` starts with another language)."),
     ),
     responses(
         (status = 200, description = "A CSV (UTF-8 with a BOM) with the header row and one example row.", content_type = "text/csv", body = String),
