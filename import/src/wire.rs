@@ -24,8 +24,20 @@ pub const PREVIEW_ROWS: usize = 10;
 /// One row to import: its file line and its cells by API key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchRow {
+    #[serde(deserialize_with = "whole_number")]
     pub line: u64,
     pub cells: BTreeMap<String, String>,
+}
+
+/// A line number written as an integer or a whole float (`17.0`, as some
+/// JSON writers spell every number).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let f = f64::deserialize(d)?;
+    if f >= 0.0 && f.fract() == 0.0 && f < 1.8e19 {
+        Ok(f as u64)
+    } else {
+        Err(serde::de::Error::custom(format!("{f} is not a line number")))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

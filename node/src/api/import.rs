@@ -207,7 +207,7 @@ fn ndjson(line: &Line<'_>) -> Bytes {
         ("dry_run" = Option<crate::api::openapi::types::Flag>, Query, description = "`true`: check every row, write nothing."),
         ("name" = Option<String>, Query, description = "The file's name; its extension (`.csv`, `.xlsx`) says how to read it (else the content does)."),
     ),
-    request_body(content = Vec<u8>, description = "The whole file, at most 256 MiB; streamed to a temporary file.", content_type = "application/octet-stream"),
+    request_body(content = Vec<u8>, description = "The whole file (not empty), at most 256 MiB; streamed to a temporary file.", content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "JSON lines, streamed: `{\"progress\": {rows, rows_total, good, bad, created, existing}}` after each batch of 500 rows, then `{\"report\": {...}}` with the counts, a preview of the first 10 rows with their problems, and up to 1,000 problems (`problems_total` counts all). A file that cannot be read is a report with `error` set.", content_type = "application/x-ndjson", body = String),
         (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
@@ -250,6 +250,15 @@ pub async fn file(
     }
     f.flush().map_err(|e| ApiError::Internal(format!("cannot spool the upload: {e}")))?;
     drop(f);
+    if size == 0 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            super::error::Problem::general(
+                super::error::Code::EmptyBody,
+                "the upload is empty: send the file as the body",
+            ),
+        ));
+    }
 
     let (out, answer) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::spawn(async move {
