@@ -77,7 +77,7 @@ pub struct MatterPatch {
     pub status: Option<MatterStatus>,
 }
 
-/// Longest external reference accepted, in bytes.
+/// Longest external reference accepted, in characters.
 pub const MAX_EXTERNAL_REF: usize = 128;
 /// Most records one keyed write creates (one import batch).
 pub const MAX_KEYED_BATCH: usize = 2_000;
@@ -106,8 +106,8 @@ pub fn check_external_ref(r: &str) -> Result<(), String> {
     if r.trim().is_empty() {
         return Err("must not be empty".into());
     }
-    if r.len() > MAX_EXTERNAL_REF {
-        return Err(format!("longer than {MAX_EXTERNAL_REF} bytes"));
+    if r.chars().count() > MAX_EXTERNAL_REF {
+        return Err(format!("longer than {MAX_EXTERNAL_REF} characters"));
     }
     if r.chars().any(char::is_control) {
         return Err("contains a control character".into());

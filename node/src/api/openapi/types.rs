@@ -467,7 +467,10 @@ named_schema!(
                 .items(
                     ObjectBuilder::new()
                         .schema_type(Type::Object)
-                        .property("line", ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+                        .property(
+                            "line",
+                            ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(1u64 << 53)),
+                        )
                         .property(
                             "cells",
                             ObjectBuilder::new().schema_type(Type::Object).additional_properties(Some(
