@@ -1,7 +1,8 @@
 //! The whole `jobmesh` command line: the node's own subcommands (`run`,
 //! `ca`, … from [`jobmesh_node::cli`]) flattened beside the tools that are
 //! not part of an office's node: `deploy` (render from the node library,
-//! `up`/`down` from `jobmesh-demo`), `demo` and `bench`.
+//! `up`/`down` from `jobmesh-demo`), `demo`, `bench`, and the API clients
+//! `status`, `backup`, `import` and `export`.
 
 use std::path::PathBuf;
 
@@ -52,6 +53,13 @@ pub enum Command {
     /// /v1/openapi.json` serves) on stdout; `deploy/openapi.json` is its
     /// committed copy.
     Openapi,
+    /// Import a .csv (UTF-8 or GB18030) or .xlsx file of postings, workers
+    /// or service matters into an office through its API, with a
+    /// row-by-row report written beside the file; --template writes a
+    /// template instead. Exit status 2 when some rows were bad.
+    Import(jobmesh_import::cli::ImportArgs),
+    /// Download the figures per office or the postings as .xlsx or .csv.
+    Export(jobmesh_import::cli::ExportArgs),
 }
 
 /// `jobmesh deploy …`
@@ -111,6 +119,14 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup(args) => crate::ops::backup::backup(args),
+        Command::Import(args) => {
+            let code = jobmesh_import::cli::import(args)?;
+            if code != 0 {
+                std::process::exit(i32::from(code));
+            }
+            Ok(())
+        }
+        Command::Export(args) => jobmesh_import::cli::export(args),
         Command::Openapi => {
             use std::io::Write;
             std::io::stdout().write_all(jobmesh_node::api::openapi::document().as_bytes())?;

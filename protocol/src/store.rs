@@ -12,6 +12,8 @@
 //! | `n{posting id}` | u32 BE: sum of fills held for the posting |
 //! | `w{worker id}` | u32 BE: placements held for the worker |
 //! | `m{name}` | metadata (format, node id, last seq, id counter) |
+//! | `x{kind letter}/{external ref}` | record id: the office-local index of the references imports and POSTs carry (never replicated) |
+//! | `y{record id}` | the external reference the record was created with here |
 //!
 //! Replicating one new record costs one read and three writes (record,
 //! journal entry, and the delete of its older journal entry if any); the
@@ -87,6 +89,37 @@ pub fn filled_key(posting: &RecordId) -> Vec<u8> {
 
 pub fn placed_key(worker: &RecordId) -> Vec<u8> {
     [b"w", worker.as_str().as_bytes()].concat()
+}
+
+/// Key of the office-local index from an external reference (a job-fair
+/// sheet's row number, a platform's job id) to the record it created. Never
+/// replicated: only the origin creates records, so only it needs the index.
+pub fn external_ref_key(kind: Kind, external_ref: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + external_ref.len());
+    k.push(b'x');
+    k.push(kind.letter());
+    k.push(b'/');
+    k.extend_from_slice(external_ref.as_bytes());
+    k
+}
+
+/// Key of the reverse index: record id to its external reference.
+pub fn record_ref_key(id: &RecordId) -> Vec<u8> {
+    [b"y", id.as_str().as_bytes()].concat()
+}
+
+/// The record created here with this external reference, if any.
+pub fn record_for_ref<K: Kv + ?Sized>(kv: &K, kind: Kind, external_ref: &str) -> Result<Option<RecordId>, StoreError> {
+    let key = external_ref_key(kind, external_ref);
+    let Some(bytes) = kv.get(&key)? else { return Ok(None) };
+    let corrupt = |problem: String| StoreError::Corrupt { key: String::from_utf8_lossy(&key).into_owned(), problem };
+    let s = String::from_utf8(bytes).map_err(|e| corrupt(e.to_string()))?;
+    RecordId::parse(&s).map(Some).map_err(|e| corrupt(e.to_string()))
+}
+
+/// The external reference a record was created with here, if any.
+pub fn ref_of_record<K: Kv + ?Sized>(kv: &K, id: &RecordId) -> Result<Option<String>, StoreError> {
+    Ok(kv.get(&record_ref_key(id))?.map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// The smallest key greater than every key starting with `prefix`.

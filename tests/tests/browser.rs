@@ -1063,3 +1063,103 @@ async fn posting_edited_at_origin_trend_sized_and_matters_counted_up_the_tree() 
     })
     .await;
 }
+
+/// Staff upload a CSV on the county's page: the check shows the first rows
+/// with the bad one's problem, confirming imports the good rows with a
+/// progress bar, and the report says what was created; the province then
+/// holds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_import_a_file_through_the_page_and_see_the_report() {
+    let Some(chromium) = chromium_or_skip("browser") else { return };
+    within(Duration::from_secs(90), "browser import", async {
+        let nodes = ["gz", "gz/a", COUNTY];
+        let mesh = Mesh::start(&nodes).await;
+        let browser = ok("launch Chromium", Browser::launch(&chromium).await);
+        let page = ok("open the county page", browser.open(&format!("{}/#staff", mesh.url(COUNTY))).await);
+        ok(
+            "the import form is there",
+            page.wait_for(
+                "#import-form with its kinds",
+                "!document.querySelector('#view-staff').hidden && \
+                 document.querySelector('#import-form select[name=kind]').options.length === 3",
+                PAGE_LOAD,
+            )
+            .await,
+        );
+        // 20 rows, the 4th (line 5) with a bad positions cell.
+        let mut csv = String::from("岗位名称,招聘单位,职业类别,用工类型,岗位数,外部编号\n");
+        for i in 0..20 {
+            let positions = if i == 3 { "三".to_string() } else { (i % 4 + 1).to_string() };
+            csv.push_str(&format!("页面导入岗位 {i},贵州测试企业,制造业,全职,{positions},page-{i}\n"));
+        }
+        let set_file = format!(
+            "(() => {{ const input = document.querySelector('[data-testid=import-file]'); \
+             const dt = new DataTransfer(); \
+             dt.items.add(new File([{}], 'fair.csv', {{ type: 'text/csv' }})); \
+             input.files = dt.files; input.dispatchEvent(new Event('change')); return input.files.length; }})()",
+            serde_json::to_string(&csv).unwrap()
+        );
+        assert_eq!(ok("set the file", page.eval(&set_file).await), Value::from(1));
+        ok("pick postings", page.pick("[data-testid=import-kind]", "postings").await);
+        ok("check the file", page.click("[data-testid=import-check]").await);
+        let preview = ok(
+            "the preview shows the bad row and the counts",
+            page.wait_for(
+                "#import-report with a preview and the problem of line 5",
+                "(() => { const r = document.querySelector('#import-report'); \
+                 const p = document.querySelector('[data-testid=import-problems]'); \
+                 return !r.hidden && p && document.querySelector('[data-testid=import-preview]') && \
+                   !document.querySelector('[data-testid=import-confirm]').hidden ? \
+                   { problems: p.textContent, counts: document.querySelector('[data-testid=import-counts]').textContent, \
+                     outcome: document.querySelector('[data-testid=import-outcome]').textContent, \
+                     bad_rows: document.querySelectorAll('[data-testid=import-preview] tr.bad-row').length } : null; })()",
+                FORM_ANSWER,
+            )
+            .await,
+        );
+        assert!(
+            preview["problems"].as_str().unwrap().contains("第 5 行 岗位数: 必须是正整数"),
+            "the problem names line and column: {preview}"
+        );
+        assert_eq!(preview["counts"], "共 20 行：正确 19 行，有误 1 行", "{preview}");
+        assert_eq!(preview["bad_rows"], 1, "{preview}");
+        assert_eq!(
+            ok("nothing is written by the check", mesh.api(COUNTY).list_all("postings").await).len(),
+            0,
+            "a check writes nothing"
+        );
+        ok("confirm", page.click("[data-testid=import-confirm]").await);
+        let done = ok(
+            "the report says what was created",
+            page.wait_for(
+                "the outcome line after the import",
+                "(() => { const o = document.querySelector('[data-testid=import-outcome]'); \
+                 const bar = document.querySelector('#import-progress progress'); \
+                 return o && o.textContent.startsWith('导入完成') ? \
+                   { outcome: o.textContent, value: bar.value, max: bar.max } : null; })()",
+                FORM_ANSWER,
+            )
+            .await,
+        );
+        assert_eq!(done["outcome"], "导入完成：新建 19 条，已存在 0 条，跳过有误的 1 行", "{done}");
+        assert_eq!((done["value"].as_f64(), done["max"].as_f64()), (Some(20.0), Some(20.0)), "{done}");
+        let shot = artifact_path("browser-import-report.png");
+        ok("screenshot", page.screenshot(&shot).await);
+        let held = ok("the county's postings", mesh.api(COUNTY).list_all("postings").await);
+        assert_eq!(held.len(), 19);
+        jobmesh_tests::eventually("the province holds the imported postings", ROLL_UP, || async {
+            let n = mesh.api("gz").list_all("postings").await?.len();
+            if n == 19 {
+                Ok(())
+            } else {
+                Err(format!("{n} of 19"))
+            }
+        })
+        .await;
+        let errors = page.errors();
+        assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
+        browser.close().await;
+        mesh.finish().await;
+    })
+    .await;
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use jobmesh_protocol::engine::local::{MatterPatch, NewMatter};
+use jobmesh_protocol::engine::local::{MatterPatch, NewMatter, NewRecord};
 use jobmesh_protocol::matters::{Channel, Matter, MatterCategory, MatterStatus};
 use jobmesh_protocol::record::KeyGroup;
 use jobmesh_protocol::{store, Body, Kind, NodeId, Record, RecordId};
@@ -21,7 +21,7 @@ use super::paging::{scan_page, PageRequest};
 use super::views::iso_time;
 use super::{blocking, Api};
 
-pub const CREATE_FIELDS: &[&str] = &["category", "channel", "key_group", "summary", "status"];
+pub const CREATE_FIELDS: &[&str] = &["category", "channel", "key_group", "summary", "status", "external_ref"];
 pub const PATCH_FIELDS: &[&str] = &["category", "channel", "key_group", "summary", "status"];
 
 /// A matter as the API returns it.
@@ -124,6 +124,7 @@ fn body_text(f: &Fields, name: &str) -> ApiResult<Option<String>> {
     operation_id = "create_matter",
     request_body(content = crate::api::openapi::bodies::MatterCreate, content_type = "application/json"),
     responses(
+        (status = 200, description = "The matter made earlier under the same `external_ref` (nothing written).", body = MatterView),
         (status = 201, description = "The stored matter (durable).", body = MatterView),
         (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
         (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
@@ -158,6 +159,12 @@ pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<
         summary: got(summary)?,
         status: got(st)?.unwrap_or(MatterStatus::Open),
     };
+    if let Some(r) = super::keyed::external_ref(&f)? {
+        let (status, rec) = super::keyed::create_one(&api, r, NewRecord::Matter(new)).await?;
+        let view = MatterView::of(&api.state.me, &rec)
+            .ok_or_else(|| ApiError::Internal("the engine stored no matter".into()))?;
+        return Ok((status, Json(view)));
+    }
     let written = api.state.write(move |e, now| e.open_matter(new, now)).await?;
     let rec = written.records.first().ok_or_else(|| ApiError::Internal("the engine stored no record".into()))?;
     let view =

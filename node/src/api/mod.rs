@@ -15,10 +15,12 @@
 //! | `GET, POST /v1/workers`, `GET /v1/workers/:id` | [`workers`] |
 //! | `GET, POST /v1/placements`, `GET /v1/placements/:id` | [`placements`] |
 //! | `GET /v1/summary` | [`summary`] |
+//! | `POST /v1/import/:kind`, `POST /v1/import/:kind/file`, `GET /v1/import/:kind/template.csv` | [`import`] |
+//! | `GET /v1/summary.csv`, `.xlsx`, `GET /v1/postings.csv`, `.xlsx` | [`export`] |
 //! | `GET /v1/status`, `GET /metrics` | [`status`] |
 //! | `GET /v1/backup` | [`crate::ops::backup`] |
 //! | `GET /v1/openapi.json` | [`openapi`] |
-//! | `GET /`, `/app.js`, `/app.css`, `/healthz` | [`page`] |
+//! | `GET /`, `/app.js`, `/matters.js`, `/import.js`, `/app.css`, `/healthz` | [`page`] |
 //!
 //! When [`ApiContext::token`] is set, every route except `/healthz`,
 //! `/v1/openapi.json` and the page's files needs `Authorization: Bearer
@@ -26,7 +28,10 @@
 
 pub mod error;
 pub mod health_view;
+pub mod export;
+pub mod import;
 pub mod input;
+pub mod keyed;
 pub mod matters;
 pub mod matters_figures;
 pub mod openapi;
@@ -50,7 +55,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use jobmesh_protocol::topology::{Office, Topology};
 use jobmesh_protocol::NodeId;
 
@@ -193,6 +198,16 @@ pub fn router(state: Arc<NodeState>, ctx: Arc<ApiContext>) -> axum::Router {
         .route("/v1/matters", get(matters::list).post(matters::create))
         .route("/v1/matters/:id", get(matters::get).patch(matters::patch))
         .route("/v1/summary", get(summary::get))
+        .route("/v1/summary.csv", get(export::summary_csv))
+        .route("/v1/summary.xlsx", get(export::summary_xlsx))
+        .route("/v1/postings.csv", get(export::postings_csv))
+        .route("/v1/postings.xlsx", get(export::postings_xlsx))
+        .route(
+            "/v1/import/:kind",
+            post(import::batch).layer(DefaultBodyLimit::max(jobmesh_import::wire::MAX_BATCH_BYTES)),
+        )
+        .route("/v1/import/:kind/file", post(import::file).layer(DefaultBodyLimit::disable()))
+        .route("/v1/import/:kind/template.csv", get(import::template))
         .route("/v1/status", get(status::get))
         .route("/metrics", get(status::metrics))
         .route("/v1/openapi.json", get(openapi::openapi_json))
@@ -202,6 +217,7 @@ pub fn router(state: Arc<NodeState>, ctx: Arc<ApiContext>) -> axum::Router {
         .route("/app.css", get(page::app_css))
         .route("/errors.json", get(page::errors_json))
         .route("/matters.js", get(page::matters_js))
+        .route("/import.js", get(page::import_js))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(input::MAX_BODY_BYTES))
@@ -225,7 +241,10 @@ async fn method_not_allowed(req: Request) -> ApiError {
 /// Routes anyone may fetch: the health check, the API's description and
 /// the page's own files.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/v1/openapi.json" | "/" | "/app.js" | "/app.css" | "/errors.json" | "/matters.js")
+    matches!(
+        path,
+        "/healthz" | "/v1/openapi.json" | "/" | "/app.js" | "/app.css" | "/errors.json" | "/matters.js" | "/import.js"
+    )
 }
 
 /// Compare without leaking the position of the first difference.

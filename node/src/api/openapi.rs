@@ -5,7 +5,7 @@
 //!
 //! Covered: every `/v1/...` route, `/metrics`, `/healthz` and this
 //! document. Left out: the web page's own files (`/`, `/app.js`, `/app.css`,
-//! `/matters.js`, `/errors.json`), which are for the browser, not for
+//! `/matters.js`, `/import.js`, `/errors.json`), which are for the browser, not for
 //! programs.
 //!
 //! Request bodies are read by hand (`api::input`), so their schemas are
@@ -50,6 +50,13 @@ pub const REGENERATE: &str = "cargo run --locked -p jobmesh -- openapi > deploy/
         crate::api::matters::get,
         crate::api::matters::patch,
         crate::api::summary::get,
+        crate::api::export::summary_csv,
+        crate::api::export::summary_xlsx,
+        crate::api::export::postings_csv,
+        crate::api::export::postings_xlsx,
+        crate::api::import::batch,
+        crate::api::import::file,
+        crate::api::import::template,
         crate::api::status::get,
         crate::api::status::metrics,
         crate::ops::backup::get,
@@ -86,6 +93,11 @@ pub const REGENERATE: &str = "cargo run --locked -p jobmesh -- openapi > deploy/
         types::BackupFile,
         types::Problem,
         types::Error,
+        types::ImportKind,
+        types::Lang,
+        types::SummaryTable,
+        types::DayFilter,
+        types::ImportBatch,
         bodies::PostingCreate,
         bodies::PostingPatch,
         bodies::WorkerCreate,
@@ -100,6 +112,7 @@ pub const REGENERATE: &str = "cargo run --locked -p jobmesh -- openapi > deploy/
         (name = "placements", description = "A worker took a posting."),
         (name = "matters", description = "Service matters recorded at an office; they flow up only."),
         (name = "figures", description = "The subtree's figures."),
+        (name = "import", description = "Staff's spreadsheets (CSV in UTF-8 or GB18030, xlsx) into records, each under an external reference so that nothing is created twice."),
         (name = "operations", description = "Health, status, metrics, backup and this document."),
     ),
 )]

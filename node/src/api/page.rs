@@ -12,6 +12,7 @@ const APP_JS: &str = include_str!("../../assets/app.js");
 const APP_CSS: &str = include_str!("../../assets/app.css");
 const ERRORS_JSON: &str = include_str!("../../assets/errors.json");
 const MATTERS_JS: &str = include_str!("../../assets/matters.js");
+const IMPORT_JS: &str = include_str!("../../assets/import.js");
 
 /// `GET /`
 pub async fn index() -> impl IntoResponse {
@@ -26,6 +27,11 @@ pub async fn app_js() -> impl IntoResponse {
 /// `GET /matters.js` (service matters and protocol versions on the page)
 pub async fn matters_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], MATTERS_JS)
+}
+
+/// `GET /import.js` (spreadsheets in and out)
+pub async fn import_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], IMPORT_JS)
 }
 
 /// `GET /app.css`

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use jobmesh_protocol::engine::local::{NewPosting, PostingPatch};
+use jobmesh_protocol::engine::local::{NewPosting, NewRecord, PostingPatch};
 use jobmesh_protocol::record::{PostingStatus, WorkType};
 use jobmesh_protocol::{store, Body, Kind, NodeId, RecordId};
 use serde::Serialize;
@@ -17,8 +17,18 @@ use super::paging::{scan_page, PageRequest};
 use super::views::PostingView;
 use super::{blocking, Api};
 
-pub const CREATE_FIELDS: &[&str] =
-    &["title", "employer", "category", "work_type", "positions", "audience", "wage", "location", "valid_until"];
+pub const CREATE_FIELDS: &[&str] = &[
+    "title",
+    "employer",
+    "category",
+    "work_type",
+    "positions",
+    "audience",
+    "wage",
+    "location",
+    "valid_until",
+    "external_ref",
+];
 pub const PATCH_FIELDS: &[&str] = &[
     "title",
     "employer",
@@ -41,7 +51,9 @@ pub struct PostingList {
 
 /// `POST /v1/postings` → 201 with the stored posting. Every bad field is
 /// named in one answer; the data rules of `jobmesh_protocol::rules` apply
-/// (audience known here, `valid_until` not before today).
+/// (audience known here, `valid_until` not before today). With an
+/// `external_ref` already used at this office for a posting: 200 with that
+/// posting, and nothing is written.
 #[utoipa::path(
     post,
     path = "/v1/postings",
@@ -49,6 +61,7 @@ pub struct PostingList {
     operation_id = "create_posting",
     request_body(content = crate::api::openapi::bodies::PostingCreate, content_type = "application/json"),
     responses(
+        (status = 200, description = "The posting made earlier under the same `external_ref` (nothing written).", body = PostingView),
         (status = 201, description = "The stored posting (durable).", body = PostingView),
         (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
         (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
@@ -70,6 +83,7 @@ pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<
     let wage = form.take(f.opt_text("wage"));
     let location = form.take(f.opt_text("location"));
     let valid_until = form.take(f.date("valid_until"));
+    let external_ref = form.take(super::keyed::external_ref(&f));
     if let Some(Some(a)) = &audience {
         if let Err(e) = api.check_audience(a) {
             form.push(Problem::rule("audience", &e));
@@ -92,6 +106,13 @@ pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<
         location: got(location)?,
         valid_until: got(valid_until)?,
     };
+    if let Some(r) = got(external_ref)? {
+        let (status, rec) = super::keyed::create_one(&api, r, NewRecord::Posting(new)).await?;
+        let me = api.state.me.clone();
+        let view = blocking(move || PostingView::load(&api.state.kv, &me, &rec)).await??;
+        let view = view.ok_or_else(|| ApiError::Internal("the engine stored no posting".into()))?;
+        return Ok((status, Json(view)));
+    }
     let written = api.state.write(move |e, now| e.create_posting(new, now)).await?;
     let rec = written.records.first().ok_or_else(|| ApiError::Internal("the engine stored no record".into()))?;
     let Body::Posting(p) = &rec.body else { return Err(ApiError::Internal("the engine stored no posting".into())) };

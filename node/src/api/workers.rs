@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use jobmesh_protocol::engine::local::NewWorker;
+use jobmesh_protocol::engine::local::{NewRecord, NewWorker};
 use jobmesh_protocol::record::KeyGroup;
 use jobmesh_protocol::{store, Body, Kind, RecordId};
 use serde::Serialize;
@@ -17,7 +17,7 @@ use super::paging::{scan_page, PageRequest};
 use super::views::WorkerView;
 use super::{blocking, Api};
 
-pub const CREATE_FIELDS: &[&str] = &["name", "key_group", "phone", "skills", "wanted_work_type"];
+pub const CREATE_FIELDS: &[&str] = &["name", "key_group", "phone", "skills", "wanted_work_type", "external_ref"];
 
 /// `{"workers": [...], "next": CURSOR | null}`
 #[derive(Serialize, ToSchema)]
@@ -34,6 +34,7 @@ pub struct WorkerList {
     operation_id = "create_worker",
     request_body(content = crate::api::openapi::bodies::WorkerCreate, content_type = "application/json"),
     responses(
+        (status = 200, description = "The worker made earlier under the same `external_ref` (nothing written).", body = WorkerView),
         (status = 201, description = "The stored worker (durable).", body = WorkerView),
         (status = 400, description = "A parameter or the body is not valid; `errors` names every bad field.", body = crate::api::openapi::types::Error),
         (status = 401, description = "The API needs a bearer token (`unauthorized`) or the token is wrong (`bad_token`).", body = crate::api::openapi::types::Error),
@@ -56,6 +57,7 @@ pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<
     }
     let skills = form.take(f.string_list("skills"));
     let wanted_work_type = form.take(f.work_type("wanted_work_type"));
+    let external_ref = form.take(super::keyed::external_ref(&f));
     form.finish()?;
     let new = NewWorker {
         name: got(name)?,
@@ -64,6 +66,12 @@ pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<
         skills: got(skills)?,
         wanted_work_type: got(wanted_work_type)?,
     };
+    if let Some(r) = got(external_ref)? {
+        let (status, rec) = super::keyed::create_one(&api, r, NewRecord::Worker(new)).await?;
+        let view = blocking(move || WorkerView::load(&api.state.kv, &rec)).await??;
+        let view = view.ok_or_else(|| ApiError::Internal("the engine stored no worker".into()))?;
+        return Ok((status, Json(view)));
+    }
     let written = api.state.write(move |e, now| e.register_worker(new, now)).await?;
     let rec = written.records.first().ok_or_else(|| ApiError::Internal("the engine stored no record".into()))?;
     let Body::Worker(w) = &rec.body else { return Err(ApiError::Internal("the engine stored no worker".into())) };

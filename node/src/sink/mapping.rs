@@ -444,6 +444,9 @@ pub fn rows_of(rec: &Record, received_ms: u64) -> Vec<(&'static Table, Vec<Val>)
                 Val::Ms(l.placed_at),
             ],
         )],
+        // Health reports (release, certificate, clock) are operational
+        // state, shown by the dashboard; not mirrored (no table yet).
+        Body::Health(_) => Vec::new(),
         Body::Matter(m) => vec![row(
             &MATTERS,
             vec![

@@ -5,6 +5,8 @@
 //! the driver when it is durable (`durable_gen() >= gen`), which is when the
 //! API may answer 201.
 
+use std::collections::HashMap;
+
 use super::Engine;
 use crate::kv::{Kv, StoreError};
 use crate::matters::{Channel, Matter, MatterCategory, MatterStatus};
@@ -73,6 +75,61 @@ pub struct MatterPatch {
     pub key_group: Option<Option<KeyGroup>>,
     pub summary: Option<String>,
     pub status: Option<MatterStatus>,
+}
+
+/// Longest external reference accepted, in characters.
+pub const MAX_EXTERNAL_REF: usize = 128;
+/// Most records one keyed write creates (one import batch).
+pub const MAX_KEYED_BATCH: usize = 2_000;
+
+/// A record to create under an external reference (an import row, or a
+/// POST naming `external_ref`).
+#[derive(Debug, Clone)]
+pub enum NewRecord {
+    Posting(NewPosting),
+    Worker(NewWorker),
+    Matter(NewMatter),
+}
+
+impl NewRecord {
+    pub fn kind(&self) -> Kind {
+        match self {
+            NewRecord::Posting(_) => Kind::Posting,
+            NewRecord::Worker(_) => Kind::Worker,
+            NewRecord::Matter(_) => Kind::Matter,
+        }
+    }
+}
+
+/// Is `r` usable as an external reference? (Returns the problem if not.)
+pub fn check_external_ref(r: &str) -> Result<(), String> {
+    if r.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if r.chars().count() > MAX_EXTERNAL_REF {
+        return Err(format!("longer than {MAX_EXTERNAL_REF} characters"));
+    }
+    if r.chars().any(char::is_control) {
+        return Err("contains a control character".into());
+    }
+    Ok(())
+}
+
+/// What one keyed creation did: the record now held under the reference,
+/// and whether this write created it (false: it existed, nothing changed).
+#[derive(Debug, Clone)]
+pub struct Keyed {
+    pub record: Record,
+    pub created: bool,
+}
+
+/// Outcomes of a keyed write, one per item in order, and the write
+/// generation to wait for (it also covers records that already existed, so
+/// an answer about them is never given before they are durable).
+#[derive(Debug, Clone)]
+pub struct KeyedWritten {
+    pub outcomes: Vec<Result<Keyed, WriteError>>,
+    pub gen: u64,
 }
 
 /// What a local write stored, and the write generation to wait for.
@@ -157,6 +214,17 @@ impl<K: Kv> Engine<K> {
 
     /// Merge locally made records in one atomic write.
     pub(super) fn write_local(&mut self, records: Vec<Record>, now: u64) -> Result<Written, WriteError> {
+        self.write_local_with(records, Vec::new(), now)
+    }
+
+    /// Merge locally made records and put office-local keys (which are not
+    /// records and never replicate) in the same atomic write.
+    fn write_local_with(
+        &mut self,
+        records: Vec<Record>,
+        local: Vec<(Vec<u8>, Vec<u8>)>,
+        now: u64,
+    ) -> Result<Written, WriteError> {
         self.now = self.now.max(now);
         if self.restoring() {
             return Err(WriteError::Restoring);
@@ -169,6 +237,9 @@ impl<K: Kv> Engine<K> {
             for r in &records {
                 a.merge(r.clone())?;
             }
+            for (k, v) in local {
+                a.put(k, v);
+            }
             a.put(META_COUNTER.to_vec(), self.counter.to_be_bytes().to_vec());
             a.finish()
         };
@@ -178,6 +249,12 @@ impl<K: Kv> Engine<K> {
 
     /// Publish a posting; its audience defaults to this node's subtree.
     pub fn create_posting(&mut self, p: NewPosting, now: u64) -> Result<Written, WriteError> {
+        let rec = self.posting_record(p, now)?;
+        self.write_local(vec![rec], now)
+    }
+
+    /// A new posting record, checked; a refused one gives its id back.
+    fn posting_record(&mut self, p: NewPosting, now: u64) -> Result<Record, WriteError> {
         if let Some(date) = &p.valid_until {
             rules::check_valid_until(date, now).map_err(|error| WriteError::Rule { field: "valid_until", error })?;
         }
@@ -209,7 +286,66 @@ impl<K: Kv> Engine<K> {
             self.counter -= 1;
             return Err(e);
         }
-        self.write_local(vec![rec], now)
+        Ok(rec)
+    }
+
+    /// Create records under external references, in one atomic write: an
+    /// item whose reference was already used here for its kind (before, or
+    /// earlier in `items`) yields the record held under it and creates
+    /// nothing. The index keys (`store::external_ref_key`) go in the same
+    /// batch as the records, and the engine thread runs one write at a
+    /// time, so two requests with one reference create one record, and a
+    /// crash leaves both the record and its index entry or neither.
+    pub fn create_keyed(&mut self, items: Vec<(String, NewRecord)>, now: u64) -> Result<KeyedWritten, WriteError> {
+        if items.len() > MAX_KEYED_BATCH {
+            return Err(WriteError::Invalid(format!("at most {MAX_KEYED_BATCH} records in one write")));
+        }
+        self.now = self.now.max(now);
+        if self.restoring() {
+            return Err(WriteError::Restoring);
+        }
+        let mut seen: HashMap<(Kind, String), usize> = HashMap::new();
+        let mut fresh = Vec::new();
+        let mut local = Vec::new();
+        let mut outcomes: Vec<Result<Keyed, WriteError>> = Vec::with_capacity(items.len());
+        for (external_ref, new) in items {
+            let kind = new.kind();
+            if let Err(problem) = check_external_ref(&external_ref) {
+                outcomes.push(Err(WriteError::Invalid(format!("external_ref: {problem}"))));
+                continue;
+            }
+            if let Some(&i) = seen.get(&(kind, external_ref.clone())) {
+                let same = outcomes[i].as_ref().map(|k| k.record.clone()).map_err(Clone::clone);
+                outcomes.push(same.map(|record| Keyed { record, created: false }));
+                continue;
+            }
+            if let Some(id) = store::record_for_ref(&self.kv, kind, &external_ref)? {
+                if let Some(held) = store::get_record(&self.kv, &id)? {
+                    seen.insert((kind, external_ref), outcomes.len());
+                    outcomes.push(Ok(Keyed { record: held.record, created: false }));
+                    continue;
+                }
+            }
+            let rec = match new {
+                NewRecord::Posting(p) => self.posting_record(p, now),
+                NewRecord::Worker(w) => self.worker_record(w, now),
+                NewRecord::Matter(m) => self.matter_record(m, now),
+            };
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    outcomes.push(Err(e));
+                    continue;
+                }
+            };
+            local.push((store::external_ref_key(kind, &external_ref), rec.id.as_str().as_bytes().to_vec()));
+            local.push((store::record_ref_key(&rec.id), external_ref.as_bytes().to_vec()));
+            seen.insert((kind, external_ref), outcomes.len());
+            fresh.push(rec.clone());
+            outcomes.push(Ok(Keyed { record: rec, created: true }));
+        }
+        let gen = if fresh.is_empty() { self.write_gen } else { self.write_local_with(fresh, local, now)?.gen };
+        Ok(KeyedWritten { outcomes, gen })
     }
 
     /// Change a posting published here.
@@ -282,6 +418,12 @@ impl<K: Kv> Engine<K> {
 
     /// Register a job seeker here.
     pub fn register_worker(&mut self, w: NewWorker, now: u64) -> Result<Written, WriteError> {
+        let rec = self.worker_record(w, now)?;
+        self.write_local(vec![rec], now)
+    }
+
+    /// A new worker record, checked; a refused one gives its id back.
+    fn worker_record(&mut self, w: NewWorker, now: u64) -> Result<Record, WriteError> {
         let id = self.next_id(Kind::Worker);
         let rec = Record {
             id,
@@ -304,7 +446,7 @@ impl<K: Kv> Engine<K> {
             self.counter -= 1;
             return Err(e);
         }
-        self.write_local(vec![rec], now)
+        Ok(rec)
     }
 
     /// Record that a worker held here took a posting held here: a placement
@@ -394,6 +536,12 @@ impl<K: Kv> Engine<K> {
 
     /// Record a service matter handled here.
     pub fn open_matter(&mut self, m: NewMatter, now: u64) -> Result<Written, WriteError> {
+        let rec = self.matter_record(m, now)?;
+        self.write_local(vec![rec], now)
+    }
+
+    /// A new matter record, checked; a refused one gives its id back.
+    fn matter_record(&mut self, m: NewMatter, now: u64) -> Result<Record, WriteError> {
         let id = self.next_id(Kind::Matter);
         let rec = Record {
             id,
@@ -414,7 +562,7 @@ impl<K: Kv> Engine<K> {
             self.counter -= 1;
             return Err(e.into());
         }
-        self.write_local(vec![rec], now)
+        Ok(rec)
     }
 
     /// Change a matter recorded here (resolve it, correct its fields).
@@ -457,5 +605,66 @@ impl<K: Kv> Engine<K> {
             return Ok(Written { records: vec![rec], gen: self.write_gen });
         }
         self.write_local(vec![rec], now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::MemKv;
+    use crate::matters::{Channel, MatterCategory, MatterStatus};
+
+    fn posting(title: &str) -> NewRecord {
+        NewRecord::Posting(NewPosting {
+            title: title.into(),
+            employer: "贵州钢铁".into(),
+            category: "制造业".into(),
+            work_type: WorkType::FullTime,
+            positions: 3,
+            audience: None,
+            wage: None,
+            location: None,
+            valid_until: None,
+        })
+    }
+
+    #[test]
+    fn a_reference_creates_one_record_once() {
+        let me = NodeId::parse("gz/guiyang/nanming").unwrap();
+        let mut e = Engine::open(me, MemKv::new(), Default::default(), 1_000).unwrap();
+        let matter = NewRecord::Matter(NewMatter {
+            category: MatterCategory::JobSearch,
+            channel: Channel::WalkIn,
+            key_group: None,
+            summary: "求职咨询".into(),
+            status: MatterStatus::Open,
+        });
+        let first = e
+            .create_keyed(
+                vec![
+                    ("a".into(), posting("焊工")),
+                    ("a".into(), posting("焊工 again in the same batch")),
+                    ("".into(), posting("no ref")),
+                    ("b".into(), posting("")),
+                    ("a".into(), matter),
+                ],
+                2_000,
+            )
+            .unwrap();
+        let o = &first.outcomes;
+        assert!(o[0].as_ref().unwrap().created);
+        assert!(!o[1].as_ref().unwrap().created);
+        assert_eq!(o[0].as_ref().unwrap().record.id, o[1].as_ref().unwrap().record.id);
+        assert!(o[2].is_err() && o[3].is_err());
+        // References are per kind: a matter may reuse a posting's.
+        assert_eq!(o[4].as_ref().unwrap().record.kind(), Kind::Matter);
+        let id = o[0].as_ref().unwrap().record.id.clone();
+        let seq = e.last_seq();
+        let again = e.create_keyed(vec![("a".into(), posting("changed"))], 3_000).unwrap();
+        let k = again.outcomes[0].as_ref().unwrap();
+        assert!(!k.created && k.record.id == id && k.record.version == 1);
+        assert_eq!(e.last_seq(), seq, "a repeated reference writes nothing");
+        assert_eq!(store::record_for_ref(e.kv(), Kind::Posting, "a").unwrap(), Some(id.clone()));
+        assert_eq!(store::ref_of_record(e.kv(), &id).unwrap().as_deref(), Some("a"));
     }
 }

@@ -176,6 +176,16 @@ fn field_schema(body: Body, name: &str) -> Option<RefOr<Schema>> {
             .item(ObjectBuilder::new().schema_type(Type::Null))
             .into(),
         (B::MatterPatch, "status") => named::<types::MatterStatus>(),
+        (B::PostingCreate | B::WorkerCreate | B::MatterCreate, "external_ref") => ObjectBuilder::new()
+            .schema_type(string_type(true))
+            .description(Some(
+                "The record's reference in the system it comes from (a job fair's row, a platform's job id), \
+                 at most 128 characters without control characters. A reference already used at this office for \
+                 this kind answers 200 with the record made under it, and creates nothing.",
+            ))
+            .pattern(Some(format!("^[^{CONTROL}]*$")))
+            .max_length(Some(jobmesh_protocol::engine::local::MAX_EXTERNAL_REF))
+            .into(),
         _ => return None,
     })
 }

@@ -424,3 +424,63 @@ named_schema!(
         ))
         .into()
 );
+
+named_schema!(
+    /// `{kind}` of `/v1/import/{kind}`.
+    ImportKind = "ImportKind",
+    enum_schema("What a file holds.", &["postings", "workers", "matters"])
+);
+named_schema!(
+    /// `lang` of the exports and templates.
+    Lang = "Lang",
+    filter_enum("Header language; empty is the default (Chinese unless `Accept-Language` says otherwise).", &["zh", "en"])
+);
+named_schema!(
+    /// `table` of `/v1/summary.csv`.
+    SummaryTable = "SummaryTable",
+    filter_enum(
+        "Which table; empty is `offices`.",
+        &["offices", "overview", "daily", "by_category", "by_work_type", "by_key_group"]
+    )
+);
+named_schema!(
+    /// `from` and `to` of the summary exports.
+    DayFilter = "DayFilter",
+    OneOfBuilder::new()
+        .description(Some("A local day `YYYY-MM-DD`; empty is no bound."))
+        .item(ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))))
+        .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some([""])))
+        .into()
+);
+named_schema!(
+    /// The body of `POST /v1/import/{kind}`.
+    ImportBatch = "ImportBatch",
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "Rows read from a file: each its file line and its cells as text by API field (`external_ref` among them).",
+        ))
+        .property(
+            "rows",
+            utoipa::openapi::schema::ArrayBuilder::new()
+                .max_items(Some(jobmesh_import::wire::MAX_BATCH_ROWS))
+                .items(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Object)
+                        .property(
+                            "line",
+                            ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(1u64 << 53)),
+                        )
+                        .property(
+                            "cells",
+                            ObjectBuilder::new().schema_type(Type::Object).additional_properties(Some(
+                                ObjectBuilder::new().schema_type(Type::String),
+                            )),
+                        )
+                        .required("line")
+                        .required("cells"),
+                ),
+        )
+        .required("rows")
+        .into()
+);
