@@ -69,6 +69,8 @@ pub struct ApiContext {
     pub topology: Option<Topology>,
     /// Figures older than this are stale.
     pub stale_after_s: u64,
+    /// A link's clock offset beyond this is shown as skewed.
+    pub clock_skew_warn_s: u64,
     /// The configured parent and its address, if any.
     pub parent: Option<(NodeId, String)>,
     /// Transport counters kept by the QUIC side.
@@ -86,6 +88,7 @@ impl Default for ApiContext {
             token: None,
             topology: None,
             stale_after_s: DEFAULT_STALE_AFTER_S,
+            clock_skew_warn_s: crate::config::DEFAULT_CLOCK_SKEW_WARN_S,
             parent: None,
             transport: Arc::new(crate::transport::TransportStats::new()),
             certs: None,

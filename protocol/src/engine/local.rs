@@ -155,9 +155,10 @@ impl<K: Kv> Engine<K> {
         RecordId::numbered(&self.me, kind, self.counter)
     }
 
-    /// Merge locally made records in one atomic write.
-    pub(super) fn write_local(&mut self, records: Vec<Record>, now: u64) -> Result<Written, WriteError> {
-        self.now = self.now.max(now);
+    /// Merge locally made records in one atomic write. Their times are
+    /// already corrected (see [`super::clock`]); the engine's own clock is
+    /// not moved by them.
+    pub(super) fn write_local(&mut self, records: Vec<Record>) -> Result<Written, WriteError> {
         if self.restoring() {
             return Err(WriteError::Restoring);
         }
@@ -178,6 +179,8 @@ impl<K: Kv> Engine<K> {
 
     /// Publish a posting; its audience defaults to this node's subtree.
     pub fn create_posting(&mut self, p: NewPosting, now: u64) -> Result<Written, WriteError> {
+        // Record times are the corrected time (see `clock`).
+        let now = self.corrected(now);
         if let Some(date) = &p.valid_until {
             rules::check_valid_until(date, now).map_err(|error| WriteError::Rule { field: "valid_until", error })?;
         }
@@ -209,11 +212,13 @@ impl<K: Kv> Engine<K> {
             self.counter -= 1;
             return Err(e);
         }
-        self.write_local(vec![rec], now)
+        self.write_local(vec![rec])
     }
 
     /// Change a posting published here.
     pub fn update_posting(&mut self, id: &RecordId, patch: PostingPatch, now: u64) -> Result<Written, WriteError> {
+        // Record times are the corrected time (see `clock`).
+        let now = self.corrected(now);
         let held = store::get_record(&self.kv, id)?
             .filter(|s| s.record.kind() == Kind::Posting)
             .ok_or_else(|| WriteError::NotFound { field: "posting", id: id.to_string() })?;
@@ -270,18 +275,20 @@ impl<K: Kv> Engine<K> {
             });
         }
         posting_rules(&p)?;
-        p.updated_at = now;
+        p.updated_at = now.max(p.updated_at);
         let rec = Record {
             id: id.clone(),
             origin: self.me.clone(),
             version: held.record.version + 1,
             body: Body::Posting(p),
         };
-        self.write_local(vec![rec], now)
+        self.write_local(vec![rec])
     }
 
     /// Register a job seeker here.
     pub fn register_worker(&mut self, w: NewWorker, now: u64) -> Result<Written, WriteError> {
+        // Record times are the corrected time (see `clock`).
+        let now = self.corrected(now);
         let id = self.next_id(Kind::Worker);
         let rec = Record {
             id,
@@ -304,7 +311,7 @@ impl<K: Kv> Engine<K> {
             self.counter -= 1;
             return Err(e);
         }
-        self.write_local(vec![rec], now)
+        self.write_local(vec![rec])
     }
 
     /// Record that a worker held here took a posting held here: a placement
@@ -315,6 +322,8 @@ impl<K: Kv> Engine<K> {
         posting_id: &RecordId,
         now: u64,
     ) -> Result<Written, WriteError> {
+        // Record times are the corrected time (see `clock`).
+        let now = self.corrected(now);
         let worker = store::get_record(&self.kv, worker_id)?
             .and_then(|s| match s.record.body {
                 Body::Worker(w) => Some((s.record.origin, w)),
@@ -389,11 +398,13 @@ impl<K: Kv> Engine<K> {
                 filled: own_filled + 1,
             }),
         };
-        self.write_local(vec![placement, fill], now)
+        self.write_local(vec![placement, fill])
     }
 
     /// Record a service matter handled here.
     pub fn open_matter(&mut self, m: NewMatter, now: u64) -> Result<Written, WriteError> {
+        // Record times are the corrected time (see `clock`).
+        let now = self.corrected(now);
         let id = self.next_id(Kind::Matter);
         let rec = Record {
             id,
@@ -414,11 +425,13 @@ impl<K: Kv> Engine<K> {
             self.counter -= 1;
             return Err(e.into());
         }
-        self.write_local(vec![rec], now)
+        self.write_local(vec![rec])
     }
 
     /// Change a matter recorded here (resolve it, correct its fields).
     pub fn update_matter(&mut self, id: &RecordId, patch: MatterPatch, now: u64) -> Result<Written, WriteError> {
+        // Record times are the corrected time (see `clock`).
+        let now = self.corrected(now);
         let held = store::get_record(&self.kv, id)?
             .filter(|s| s.record.kind() == Kind::Matter)
             .ok_or_else(|| WriteError::NotFound { field: "matter", id: id.to_string() })?;
@@ -449,13 +462,13 @@ impl<K: Kv> Engine<K> {
         }
         let version = if m == before { held.record.version } else { held.record.version + 1 };
         if m != before {
-            m.updated_at = now;
+            m.updated_at = now.max(m.updated_at);
         }
         let rec = Record { id: id.clone(), origin: self.me.clone(), version, body: Body::Matter(m) };
         if version == held.record.version {
             // Nothing changed: no new version, nothing to replicate.
             return Ok(Written { records: vec![rec], gen: self.write_gen });
         }
-        self.write_local(vec![rec], now)
+        self.write_local(vec![rec])
     }
 }
