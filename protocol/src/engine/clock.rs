@@ -39,6 +39,9 @@ pub const CLOCK_WINDOW: usize = 8;
 /// How long after open a node with a parent waits for its first clock
 /// measurement before its first expiry check runs on the raw clock.
 pub const CLOCK_FIRST_WAIT_MS: u64 = 60_000;
+/// Beyond the round trips, how far a sample may differ from the estimate
+/// before the window is taken to describe a clock that has since stepped.
+pub const CLOCK_STEP_SLACK_MS: u64 = 1_000;
 /// An echo whose round trip is longer than this says nothing useful (half
 /// of it is the error bound) and is ignored.
 pub const CLOCK_MAX_RTT_MS: u64 = 30_000;
@@ -189,6 +192,15 @@ impl<K: Kv> Engine<K> {
         let Some((offset_ms, rtt_ms)) = sample(&e, now) else { return };
         if rtt_ms > CLOCK_MAX_RTT_MS {
             return;
+        }
+        // Two samples of one steady offset differ by at most half their
+        // round trips summed; a bigger difference means a clock stepped
+        // (NTP, or a hand): the older samples describe a clock that is gone.
+        if let Some(best) = c.best() {
+            let consistent = (rtt_ms + best.rtt_ms) / 2 + CLOCK_STEP_SLACK_MS;
+            if offset_ms.abs_diff(best.offset_ms) > consistent {
+                c.samples.clear();
+            }
         }
         if c.samples.len() >= CLOCK_WINDOW {
             c.samples.pop_front();
