@@ -184,6 +184,7 @@ pub struct EngineView {
 }
 
 impl EngineView {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         parent: Option<NodeId>,
         last_seq: u64,
