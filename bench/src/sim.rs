@@ -35,6 +35,8 @@ fn scenario(chaos_ms: u64) -> anyhow::Result<Scenario> {
         previous_release_share: 0.0,
         failover: None,
         outage_ms: 0,
+        clock_skew_ms: 0,
+        clock_jumps: false,
     })
 }
 

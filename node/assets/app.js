@@ -171,6 +171,8 @@ const I18N = {
     'uplink.fallback': '上级 {name} 连接中断（自 {t}），本站现经备用上级 {via} 直接连接，记录照常上报。',
     'mesh.via_fallback': '现经备用上级 {via} 连接（自 {t}）', 'mesh.attached': '{id} 直接连接（其上级 {parent} 自 {t} 中断）',
     'uplink.never': '本站尚未连上上级 {name}，{n} 条记录等待上报。',
+    'clock.behind': '时钟慢 {n} 分钟', 'clock.ahead': '时钟快 {n} 分钟', 'clock.title': '时钟',
+    'clock.banner': '本站{what}（与上级 {name} 相比）。记录按省级时间记载，工作照常；请校准本机时间。',
     'filter.all': '全部单位', 'filter.problems': '只看过期或未报送', 'filter.search': '按名称或编号搜索',
     'rows.more': '再显示 {n} 个', 'rows.shown': '显示 {n}/{m} 个单位',
     'signin.title': '登录', 'signin.token': '访问令牌', 'signin.go': '登录', 'signin.out': '退出登录',
@@ -257,6 +259,8 @@ const I18N = {
     'mesh.via_fallback': 'Using fallback {via} now (since {t})', 'mesh.attached': '{id} attached directly (parent {parent} down since {t})',
     'uplink.down.one': 'The link up to {name} has been down for {age} (last contact {t}); 1 record waits to go up, so the offices above see old figures from here.',
     'uplink.never': 'This office has not reached {name} yet; {n} records wait to go up.',
+    'clock.behind': 'clock {n} min behind', 'clock.ahead': 'clock {n} min ahead', 'clock.title': 'Clock',
+    'clock.banner': "This office's {what} (against {name}). Records are stamped with the province's time and work goes on; please set this PC's clock.",
     'filter.all': 'All offices', 'filter.problems': 'Only stale or missing', 'filter.search': 'Search by name or id',
     'rows.more': 'Show {n} more', 'rows.shown': '{n} of {m} offices shown',
     'signin.title': 'Sign in', 'signin.token': 'Access token', 'signin.go': 'Sign in', 'signin.out': 'Sign out',
@@ -1334,11 +1338,50 @@ function renderBrand() {
   if (id) document.title = `${$('#node-name').textContent ? $('#node-name').textContent + ' · ' : ''}${id}`;
 }
 
+/** "clock N min behind/ahead" for an offset in seconds (peer minus here,
+ *  or here minus parent), or null while within the threshold. */
+function clockNote(offsetS, skewed) {
+  if (!skewed || !isNum(offsetS)) return null;
+  const n = Math.max(1, Math.round(Math.abs(offsetS) / 60));
+  return t(offsetS < 0 ? 'clock.behind' : 'clock.ahead', { n: fmtNum(n) });
+}
+
+/** The office's banner when its own clock is off from its parent's, and a
+ *  note on every link of the mesh view whose peer's clock is off. */
+function renderClocks() {
+  const s = state.status || {};
+  const box = $('#clock-banner');
+  const c = s.clock || {};
+  const own = clockNote(c.offset_to_parent_s, c.skewed);
+  if (box) {
+    const p = s.parent || {};
+    const name = lang === 'en' ? p.name || p.name_zh || p.node_id : p.name_zh || p.name || p.node_id;
+    box.hidden = !own;
+    box.textContent = own ? t('clock.banner', { what: own, name: name || '' }) : '';
+    box.dataset.offset = own ? String(c.offset_to_parent_s) : '';
+  }
+  const note = (l) => {
+    // The parent link's offset is the parent's clock minus this office's:
+    // the page speaks of the peer's clock on each link.
+    const text = clockNote(l.clock_offset_s, l.clock_skewed);
+    return text ? el('strong', { class: 'link-clock', 'data-offset': String(l.clock_offset_s) }, ' · ' + text) : null;
+  };
+  const parent = $('#mesh-parent dl');
+  const pn = s.parent && note(s.parent);
+  if (parent && pn) appendAll(parent, [el('dt', {}, t('clock.title')), el('dd', {}, pn)]);
+  for (const ch of Array.isArray(s.children) ? s.children : []) {
+    const row = $(`#mesh-children tbody tr[data-node="${CSS.escape(ch.node_id)}"] td`);
+    const n = note(ch);
+    if (row && n) row.appendChild(n);
+  }
+}
+
 function renderStatus() {
   const s = state.status || {};
   renderBrand();
   renderUplink();
   renderMesh();
+  renderClocks();
   renderAudienceChoices();
   if (state.summary) {
     renderNodesTable(); // link state lives in the status

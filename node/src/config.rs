@@ -20,6 +20,9 @@ pub const DEFAULT_STALE_AFTER_S: u64 = 120;
 /// Default `failover_after_s`: how long the parent link must be down before
 /// a node with `[[fallback]]` tables dials them.
 pub const DEFAULT_FAILOVER_AFTER_S: u64 = 60;
+/// Default `clock_skew_warn_s`: a link whose clocks differ by more is
+/// warned about and shown as "clock N min behind/ahead".
+pub const DEFAULT_CLOCK_SKEW_WARN_S: u64 = 60;
 /// Most `[[fallback]]` tables (a node has only so many ancestors).
 const MAX_FALLBACKS: usize = 8;
 /// Longest wait between two attempts to reach the parent, by default.
@@ -162,6 +165,9 @@ pub struct Config {
     pub failover_after_s: u64,
     /// `[sink.postgres]`: mirror every record held here into PostgreSQL.
     pub sink_postgres: Option<crate::sink::PostgresConfig>,
+    /// A peer whose clock is off from this node's by more than this is
+    /// warned about in the log and shown on the page (never refused).
+    pub clock_skew_warn_s: u64,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +183,7 @@ struct RawConfig {
     api_token_file: Option<String>,
     stale_after_s: Option<u64>,
     reconnect_max_ms: Option<u64>,
+    clock_skew_warn_s: Option<u64>,
     revocations: Option<String>,
     #[serde(default)]
     fallback: Vec<RawParent>,
@@ -297,6 +304,10 @@ impl Config {
         if stale_after_s == 0 {
             return Err(p.err("stale_after_s", "must be at least 1".into()));
         }
+        let clock_skew_warn_s = raw.clock_skew_warn_s.unwrap_or(DEFAULT_CLOCK_SKEW_WARN_S);
+        if clock_skew_warn_s == 0 {
+            return Err(p.err("clock_skew_warn_s", "must be at least 1".into()));
+        }
         let reconnect_max_ms = raw.reconnect_max_ms.unwrap_or(DEFAULT_RECONNECT_MAX_MS);
         if reconnect_max_ms < MIN_RECONNECT_MAX_MS {
             return Err(p.err("reconnect_max_ms", format!("must be at least {MIN_RECONNECT_MAX_MS}")));
@@ -355,6 +366,7 @@ impl Config {
             fallbacks,
             failover_after_s,
             sink_postgres,
+            clock_skew_warn_s,
         })
     }
 
@@ -459,6 +471,7 @@ key     = "/etc/jobmesh/gz_guiyang_guanshanhu.key"
         assert_eq!(c.tls.ca_cert, Path::new("/etc/jobmesh/pki/ca.pem"));
         assert_eq!(c.tls.key, Path::new("/etc/jobmesh/gz_guiyang_guanshanhu.key"));
         assert_eq!(c.stale_after_s, DEFAULT_STALE_AFTER_S);
+        assert_eq!(c.clock_skew_warn_s, DEFAULT_CLOCK_SKEW_WARN_S);
         assert_eq!(c.reconnect_max_ms, DEFAULT_RECONNECT_MAX_MS);
         assert!(c.topology.is_none() && c.api_token.is_none());
     }
@@ -501,6 +514,7 @@ key     = "/etc/jobmesh/gz_guiyang_guanshanhu.key"
 data_dir = "d"
 stale_after_s = 30
 reconnect_max_ms = 2000
+clock_skew_warn_s = 300
 [tls]
 ca_cert = "a"
 cert = "b"
@@ -510,7 +524,8 @@ key = "c"
         .unwrap();
         assert!(c.parent.is_none() && c.listen.is_none());
         assert_eq!(c.api, DEFAULT_API.parse().unwrap());
-        assert_eq!((c.stale_after_s, c.reconnect_max_ms), (30, 2000));
+        assert_eq!((c.stale_after_s, c.reconnect_max_ms, c.clock_skew_warn_s), (30, 2000, 300));
+        assert!(err(&format!("clock_skew_warn_s = 0\n{LEAF}")).contains("clock_skew_warn_s"));
     }
 
     #[test]

@@ -198,6 +198,15 @@ fn view_of(engine: &Engine<SledKv>, outboxes: &HashMap<NodeId, Outbox>, health: 
         outboxes.keys().cloned().collect::<BTreeSet<_>>(),
         health.clone(),
         engine.restoring(),
+        crate::state::ClockView {
+            correction_ms: engine.clock_correction_ms(),
+            offset_to_parent_ms: engine.clock_offset_to_parent_ms(),
+            links: engine
+                .link_stats()
+                .keys()
+                .filter_map(|p| engine.clock_estimate(p).map(|e| (p.clone(), e)))
+                .collect(),
+        },
     )
 }
 

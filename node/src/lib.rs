@@ -4,6 +4,7 @@
 pub mod api;
 pub mod certs;
 pub mod cli;
+pub mod clock_watch;
 pub mod config;
 pub mod deploy;
 pub mod driver;

@@ -127,6 +127,10 @@ pub struct LinkSample {
     /// Records waiting for the peer to upgrade (counted up to a cap).
     pub held_for_older_peer: u64,
     pub stats: LinkStats,
+    /// The peer's clock minus this node's (ms), if measured.
+    pub clock_offset_ms: Option<i64>,
+    /// Round trip of the exchange that offset comes from (ms).
+    pub clock_rtt_ms: Option<u64>,
 }
 
 /// One office's figures as its latest summary held here says.
@@ -338,6 +342,8 @@ impl Metrics {
         let last_contact = Family::<PeerLabels, Gauge>::default();
         let protocol = Family::<PeerLabels, Gauge>::default();
         let held = Family::<PeerLabels, Gauge>::default();
+        let clock_offset = Family::<PeerLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let clock_rtt = Family::<PeerLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         let counters: [Described<LinkStats, u64>; 8] = [
             ("link_connects", "Connections established per link (reconnects)", |s| s.connects),
             ("link_batches_sent", "Batches sent per link", |s| s.batches_sent),
@@ -357,6 +363,12 @@ impl Metrics {
             if l.stats.protocol > 0 {
                 protocol.get_or_create(&labels).set(i64::from(l.stats.protocol));
             }
+            if let Some(o) = l.clock_offset_ms {
+                clock_offset.get_or_create(&labels).set(o as f64 / 1000.0);
+            }
+            if let Some(r) = l.clock_rtt_ms {
+                clock_rtt.get_or_create(&labels).set(r as f64 / 1000.0);
+            }
             if let Some(t) = l.stats.last_contact {
                 last_contact.get_or_create(&labels).set((t / 1000) as i64);
             }
@@ -373,6 +385,16 @@ impl Metrics {
             held,
         );
         reg.register("link_last_contact_seconds", "Unix time of the last frame from the peer", last_contact);
+        reg.register(
+            "link_clock_offset_seconds",
+            "The peer's clock minus this node's, measured on the link (negative: the peer is behind)",
+            clock_offset,
+        );
+        reg.register(
+            "link_clock_rtt_seconds",
+            "Round trip of the clock exchange the offset comes from (the offset is off by at most half)",
+            clock_rtt,
+        );
         for ((name, help, _), fam) in counters.iter().zip(families) {
             reg.register(*name, *help, fam);
         }
@@ -473,6 +495,8 @@ mod tests {
                 backlog: 7,
                 held_for_older_peer: 3,
                 stats: LinkStats { connects: 2, protocol: 1, ..Default::default() },
+                clock_offset_ms: Some(-600_250),
+                clock_rtt_ms: Some(2),
             }],
             offices: vec![OfficeSample {
                 node_id: "gz/a/x".into(),
@@ -496,6 +520,7 @@ mod tests {
             "jobmesh_office_age_seconds{node_id=\"gz/a/x\",tier=\"county\"} 5",
             "jobmesh_link_protocol{peer=\"gz/a\",role=\"parent\"} 1",
             "jobmesh_link_held_for_older_peer{peer=\"gz/a\",role=\"parent\"} 3",
+            "jobmesh_link_clock_offset_seconds{peer=\"gz/a\",role=\"parent\"} -600.25",
             "jobmesh_office_matters_open{node_id=\"gz/a/x\",tier=\"county\"} 5",
             "jobmesh_api_requests_total{route=\"/v1/postings\",method=\"GET\",status=\"200\"} 1",
         ] {

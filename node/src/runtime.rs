@@ -178,6 +178,7 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         token: cfg.api_token.clone(),
         topology: cfg.topology.clone(),
         stale_after_s: cfg.stale_after_s,
+        clock_skew_warn_s: cfg.clock_skew_warn_s,
         parent: cfg.parent.as_ref().map(|p| (p.node_id.clone(), p.addr.to_string())),
         transport: stats.clone(),
         certs: Some(certs.clone()),
@@ -185,6 +186,11 @@ async fn run_node(cfg: Config, sockets: BoundSockets, shutdown: impl Future<Outp
         health: Some(health.clone()),
         sink: sink.as_ref().map(|s| s.status.clone()),
     };
+    // Clocks off by more than clock_skew_warn_s are warned about.
+    tracker.spawn(
+        crate::clock_watch::run(state.clone(), cfg.clock_skew_warn_s, Some(health.clone()), stop.clone())
+            .in_current_span(),
+    );
     // SIGHUP and changed files reload the certificate, key and CA.
     tracker.spawn(crate::certs::watch::run(certs.clone(), stop.clone()).in_current_span());
     let router = api::router(state.clone(), Arc::new(ctx));

@@ -11,11 +11,12 @@
 //! engine thread republishes as they change.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use jobmesh_protocol::engine::local::{WriteError, Written};
-use jobmesh_protocol::engine::LinkStats;
+use jobmesh_protocol::engine::{ClockEstimate, LinkStats};
 use jobmesh_protocol::kv::StoreError;
 use jobmesh_protocol::wire::Frame;
 use jobmesh_protocol::{Engine, NodeId};
@@ -34,9 +35,49 @@ pub const OUTBOX_FRAMES: usize = 1024;
 /// control) instead of growing memory.
 pub const ENGINE_INPUTS: usize = 4096;
 
-/// Unix time in milliseconds, the engine's clock.
-pub fn now_ms() -> u64 {
+/// A step forward of the system clock larger than this is followed.
+const FOLLOW_STEP_MS: u64 = 1_000;
+
+fn system_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Unix time in milliseconds, the engine's clock: the system clock as it
+/// was when the process first asked, advanced by the monotonic clock, and
+/// following the system clock when it steps forward, never when it steps
+/// back. A clock set back by hand while the node runs therefore moves no
+/// timer, no duration and no stamp back (timers would otherwise wait out
+/// the step, and offices go stale); set forward (NTP fixing a slow clock),
+/// it is followed at once. Across a restart the process starts from the
+/// system clock again, whatever it says; the engine keeps `generated_at`
+/// from going back, and the correction measured against the parent (see
+/// `jobmesh_protocol::engine::clock`) fixes record times. One anchor per
+/// process: it is a clock, not configuration, and every node of a process
+/// reading the same clock is what the host would give them anyway.
+pub fn now_ms() -> u64 {
+    static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
+    static STEPPED: AtomicU64 = AtomicU64::new(0);
+    let (at, base) = *ANCHOR.get_or_init(|| (Instant::now(), system_ms()));
+    let mono = base + at.elapsed().as_millis() as u64;
+    let system = system_ms();
+    let stepped = STEPPED.load(Ordering::Relaxed);
+    if system > mono + stepped + FOLLOW_STEP_MS {
+        let step = STEPPED.fetch_max(system - mono, Ordering::Relaxed).max(system - mono);
+        return mono + step;
+    }
+    mono + stepped
+}
+
+/// This node's clock measurements, as the engine thread last saw them.
+#[derive(Debug, Clone, Default)]
+pub struct ClockView {
+    /// Corrected time minus this node's clock (0 at the root and until
+    /// measured).
+    pub correction_ms: i64,
+    /// This node's clock minus its parent's, if measured.
+    pub offset_to_parent_ms: Option<i64>,
+    /// Per peer: the peer's clock minus this node's.
+    pub links: BTreeMap<NodeId, ClockEstimate>,
 }
 
 /// The reason given when a peer's newer connection takes over its outbox.
@@ -139,9 +180,11 @@ pub struct EngineView {
     connected: BTreeSet<NodeId>,
     store: StoreHealth,
     restoring: bool,
+    clock: ClockView,
 }
 
 impl EngineView {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         parent: Option<NodeId>,
         last_seq: u64,
@@ -150,8 +193,14 @@ impl EngineView {
         connected: BTreeSet<NodeId>,
         store: StoreHealth,
         restoring: bool,
+        clock: ClockView,
     ) -> EngineView {
-        EngineView { parent, last_seq, durable_seq, link_stats, connected, store, restoring }
+        EngineView { parent, last_seq, durable_seq, link_stats, connected, store, restoring, clock }
+    }
+
+    /// Clock offsets measured on the links, and this node's correction.
+    pub fn clock(&self) -> &ClockView {
+        &self.clock
     }
 
     /// The store was restored from a backup and waits for its own records
@@ -257,6 +306,13 @@ impl NodeState {
     /// Is a connection to `peer` up?
     pub fn connected(&self, peer: &NodeId) -> bool {
         self.inspect(|v| v.connected(peer))
+    }
+
+    /// The corrected time now (see `jobmesh_protocol::engine::clock`):
+    /// what record times and "today" are judged by.
+    pub fn corrected_now_ms(&self) -> u64 {
+        let c = self.inspect(|v| v.clock.correction_ms);
+        (now_ms() as i64).saturating_add(c).max(0) as u64
     }
 
     /// How the store is doing.

@@ -50,8 +50,13 @@ pub const CAP_CLOCK: u64 = 2;
 /// ([`FrameV2::Revocations`]) from its parent and relays them to its
 /// children. Sent only on a protocol-2 link whose peer's hello set it.
 pub const CAP_REVOCATION: u64 = 4;
+/// Capability bit: this node answers [`FrameV2::ClockProbe`] with a
+/// [`FrameV2::ClockEcho`], so the two ends of a link measure the offset
+/// between their clocks. Probes go only to a protocol-2 peer whose hello
+/// set it.
+pub const CAP_CLOCK_SYNC: u64 = 16;
 /// Capability bits this build offers in its hello.
-pub const CAPABILITIES: u64 = CAP_RESTORE | CAP_CLOCK | CAP_REVOCATION;
+pub const CAPABILITIES: u64 = CAP_RESTORE | CAP_CLOCK | CAP_REVOCATION | CAP_CLOCK_SYNC;
 /// Most entries in one [`SummaryAges`] frame (one per summary of a batch).
 pub const MAX_SUMMARY_AGES: usize = MAX_BATCH_RECORDS;
 /// Largest frame body accepted, in bytes.
@@ -116,6 +121,36 @@ pub enum FrameV2 {
     /// signature against the CA certificates it trusts; the engine never
     /// sees it.
     Revocations(Revocations),
+    /// "What time is it on your clock?", sent at link-up and refreshed
+    /// while the link lives, only to a peer that set [`CAP_CLOCK_SYNC`].
+    ClockProbe(ClockProbe),
+    /// The answer, NTP-style: the probe's send time (the prober's clock),
+    /// when it arrived and when the answer left (the answerer's clock).
+    ClockEcho(ClockEcho),
+}
+
+/// See [`FrameV2::ClockProbe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockProbe {
+    /// The prober's clock when it sent the probe (Unix ms).
+    pub t1: u64,
+}
+
+/// See [`FrameV2::ClockEcho`]. With `t4` the prober's clock when the echo
+/// arrives, the answerer's clock minus the prober's is
+/// `((t2 - t1) + (t3 - t4)) / 2`, off by at most half the round trip
+/// `(t4 - t1) - (t3 - t2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockEcho {
+    pub t1: u64,
+    /// The answerer's clock when the probe arrived.
+    pub t2: u64,
+    /// The answerer's clock when the echo left.
+    pub t3: u64,
+    /// The answerer's own correction: its province time minus its clock
+    /// (0 at the root, and at a node that never measured its parent), so a
+    /// child corrects to the root's clock through any number of hops.
+    pub correction_ms: i64,
 }
 
 /// A signed revocation list, the bytes of its file.

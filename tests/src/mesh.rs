@@ -100,6 +100,8 @@ pub struct Mesh {
     /// Nodes that run another binary than the one under test (the previous
     /// release, in the mixed-version tests).
     binaries: BTreeMap<String, PathBuf>,
+    /// Extra environment per node (e.g. libfaketime's), set at each start.
+    envs: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// One node's config, rendered as the TOML of design.md by
@@ -213,6 +215,7 @@ impl Mesh {
             passed: false,
             unclean: Vec::new(),
             binaries: BTreeMap::new(),
+            envs: BTreeMap::new(),
         }
     }
 
@@ -326,6 +329,12 @@ impl Mesh {
 
     /// Run node `id` with `bin` from its next start on; `None` goes back to
     /// the binary under test (an upgrade, when `bin` was an older release).
+    /// Environment variables the node's process gets from its next start
+    /// on (the clock tests preload libfaketime this way).
+    pub fn set_env(&mut self, id: &str, vars: &[(&str, &str)]) {
+        self.envs.insert(id.to_string(), vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    }
+
     pub fn set_binary(&mut self, id: &str, bin: Option<&Path>) {
         match bin {
             Some(b) => self.binaries.insert(id.to_string(), b.to_path_buf()),
@@ -338,6 +347,7 @@ impl Mesh {
         let bin = self.binaries.get(id).cloned().unwrap_or_else(|| jobmesh_bin().to_path_buf());
         let bin = bin.as_path();
         let root = self.root.clone();
+        let envs = self.envs.get(id).cloned().unwrap_or_default();
         let n = self.node_mut(id);
         assert!(n.child.is_none(), "node {id} is already running");
         n.starts += 1;
@@ -362,6 +372,7 @@ impl Mesh {
             .env("RUST_LOG", std::env::var("JOBMESH_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env("RUST_BACKTRACE", "1")
             .env("NO_COLOR", "1")
+            .envs(envs)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))

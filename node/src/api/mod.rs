@@ -27,8 +27,8 @@
 //! TOKEN` (or `?token=TOKEN`).
 
 pub mod error;
-pub mod health_view;
 pub mod export;
+pub mod health_view;
 pub mod import;
 pub mod input;
 pub mod keyed;
@@ -75,6 +75,8 @@ pub struct ApiContext {
     pub topology: Option<Topology>,
     /// Figures older than this are stale.
     pub stale_after_s: u64,
+    /// A link's clock offset beyond this is shown as skewed.
+    pub clock_skew_warn_s: u64,
     /// The configured parent and its address, if any.
     pub parent: Option<(NodeId, String)>,
     /// Transport counters kept by the QUIC side.
@@ -96,6 +98,7 @@ impl Default for ApiContext {
             token: None,
             topology: None,
             stale_after_s: DEFAULT_STALE_AFTER_S,
+            clock_skew_warn_s: crate::config::DEFAULT_CLOCK_SKEW_WARN_S,
             parent: None,
             transport: Arc::new(crate::transport::TransportStats::new()),
             certs: None,

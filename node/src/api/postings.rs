@@ -90,7 +90,7 @@ pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<
         }
     }
     if let Some(Some(d)) = &valid_until {
-        if let Err(e) = jobmesh_protocol::rules::check_valid_until(d, crate::state::now_ms()) {
+        if let Err(e) = jobmesh_protocol::rules::check_valid_until(d, api.state.corrected_now_ms()) {
             form.push(Problem::rule("valid_until", &e));
         }
     }
@@ -109,14 +109,15 @@ pub async fn create(State(api): State<Arc<Api>>, body: JsonObject) -> ApiResult<
     if let Some(r) = got(external_ref)? {
         let (status, rec) = super::keyed::create_one(&api, r, NewRecord::Posting(new)).await?;
         let me = api.state.me.clone();
-        let view = blocking(move || PostingView::load(&api.state.kv, &me, &rec)).await??;
+        let view =
+            blocking(move || PostingView::load(&api.state.kv, &me, &rec, api.state.corrected_now_ms())).await??;
         let view = view.ok_or_else(|| ApiError::Internal("the engine stored no posting".into()))?;
         return Ok((status, Json(view)));
     }
     let written = api.state.write(move |e, now| e.create_posting(new, now)).await?;
     let rec = written.records.first().ok_or_else(|| ApiError::Internal("the engine stored no record".into()))?;
     let Body::Posting(p) = &rec.body else { return Err(ApiError::Internal("the engine stored no posting".into())) };
-    Ok((StatusCode::CREATED, Json(PostingView::new(&api.state.me, rec, p, 0))))
+    Ok((StatusCode::CREATED, Json(PostingView::new(&api.state.me, rec, p, 0, api.state.corrected_now_ms()))))
 }
 
 /// `GET /v1/postings?audience=&category=&work_type=&open=&origin=&limit=&after=`
@@ -160,6 +161,7 @@ pub async fn list(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json
     let page = blocking(move || {
         let kv = &api.state.kv;
         let me = &api.state.me;
+        let now = api.state.corrected_now_ms();
         scan_page(kv, Kind::Posting, &prefix, &page, |sr| {
             let Body::Posting(p) = &sr.record.body else { return Ok(None) };
             if audience.as_ref().is_some_and(|a| *a != p.audience)
@@ -170,7 +172,7 @@ pub async fn list(State(api): State<Arc<Api>>, q: QueryParams) -> ApiResult<Json
                 return Ok(None);
             }
             let filled = store::filled(kv, &sr.record.id)?;
-            let view = PostingView::new(me, &sr.record, p, filled);
+            let view = PostingView::new(me, &sr.record, p, filled, now);
             Ok(match open {
                 Some(want) if view.is_open() != want => None,
                 _ => Some(view),
@@ -208,7 +210,7 @@ pub async fn get(State(api): State<Arc<Api>>, IdPath(raw): IdPath) -> ApiResult<
     let view = blocking(move || {
         let kv = &api.state.kv;
         match store::get_record(kv, &id)? {
-            Some(sr) => PostingView::load(kv, &api.state.me, &sr.record),
+            Some(sr) => PostingView::load(kv, &api.state.me, &sr.record, api.state.corrected_now_ms()),
             None => Ok(None),
         }
     })
@@ -282,6 +284,6 @@ pub async fn patch(State(api): State<Arc<Api>>, IdPath(raw): IdPath, body: JsonO
     let rec =
         written.records.first().cloned().ok_or_else(|| ApiError::Internal("the engine stored no record".into()))?;
     let me: NodeId = api.state.me.clone();
-    let view = blocking(move || PostingView::load(&api.state.kv, &me, &rec)).await??;
+    let view = blocking(move || PostingView::load(&api.state.kv, &me, &rec, api.state.corrected_now_ms())).await??;
     view.map(Json).ok_or_else(|| ApiError::Internal("the engine stored no posting".into()))
 }

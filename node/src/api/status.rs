@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use jobmesh_protocol::engine::LinkStats;
+use jobmesh_protocol::engine::{ClockEstimate, LinkStats};
 use jobmesh_protocol::{store, Kind, NodeId};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -78,6 +78,30 @@ pub struct LinkView {
     /// The certificate the peer presented at its last handshake with this
     /// node since it started; `null` if none.
     pub certificate: Option<PeerCertView>,
+    /// The peer's clock minus this node's, in seconds (negative: the
+    /// peer's clock is behind), measured on the link with round-trip
+    /// compensation; `null` until measured (a peer without clock sync).
+    pub clock_offset_s: Option<f64>,
+    /// Round trip of the exchange the offset comes from (ms): the offset is
+    /// off by at most half of it.
+    pub clock_rtt_ms: Option<u64>,
+    /// `clock_offset_s` is beyond `clock_skew_warn_s` either way.
+    pub clock_skewed: bool,
+}
+
+/// This node's clock as its links measure it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClockStatus {
+    /// This node's clock minus its parent's, in seconds; `null` at the
+    /// root and until measured.
+    pub offset_to_parent_s: Option<f64>,
+    /// What this node adds to its clock to stamp records (province time
+    /// minus its clock, ms, through every hop up to the root).
+    pub correction_ms: i64,
+    /// The threshold beyond which a link's offset is warned about.
+    pub skew_warn_s: u64,
+    /// `offset_to_parent_s` is beyond `skew_warn_s`.
+    pub skewed: bool,
 }
 
 /// A peer's certificate as this node last saw it.
@@ -157,6 +181,7 @@ pub struct StatusView {
     pub restoring: bool,
     /// The `[sink.postgres]` mirror and its lag; `null` without one.
     pub sink: Option<crate::sink::SinkView>,
+    pub clock: ClockStatus,
 }
 
 /// The revocation list as `/v1/status` shows it. A revoked office's
@@ -191,6 +216,7 @@ struct Peer {
     role: PeerRole,
     connected: bool,
     stats: LinkStats,
+    clock: Option<ClockEstimate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,7 +319,8 @@ impl Api {
     /// and those a link has been seen with.
     fn peers(&self) -> Vec<Peer> {
         let me = &self.state.me;
-        let (parent, stats) = self.state.inspect(|e| (e.parent().cloned(), e.link_stats().clone()));
+        let (parent, stats, clocks) =
+            self.state.inspect(|e| (e.parent().cloned(), e.link_stats().clone(), e.clock().links.clone()));
         let parent = self.ctx.parent.as_ref().map(|(id, _)| id.clone()).or(parent);
         let mut children: Vec<NodeId> = stats.keys().filter(|k| me.is_parent_of(k)).cloned().collect();
         if let Some(t) = &self.ctx.topology {
@@ -323,6 +350,7 @@ impl Api {
             .map(|(id, role)| Peer {
                 connected: self.state.connected(&id),
                 stats: stats.get(&id).cloned().unwrap_or_default(),
+                clock: clocks.get(&id).copied(),
                 id,
                 role,
             })
@@ -365,7 +393,25 @@ impl Api {
             name_zh: self.office(&p.id).map(|o| o.name_zh.clone()).filter(|s| !s.is_empty()),
             stats: p.stats,
             certificate: self.peer_cert(&p.id),
+            clock_offset_s: p.clock.map(|c| c.offset_ms as f64 / 1000.0),
+            clock_rtt_ms: p.clock.map(|c| c.rtt_ms),
+            clock_skewed: p.clock.is_some_and(|c| self.skewed(c.offset_ms)),
             node_id: p.id,
+        }
+    }
+
+    /// Is a clock offset beyond the warning threshold?
+    fn skewed(&self, offset_ms: i64) -> bool {
+        offset_ms.unsigned_abs() > self.ctx.clock_skew_warn_s.saturating_mul(1000)
+    }
+
+    fn clock_status(&self) -> ClockStatus {
+        let c = self.state.inspect(|e| e.clock().clone());
+        ClockStatus {
+            offset_to_parent_s: c.offset_to_parent_ms.map(|o| o as f64 / 1000.0),
+            correction_ms: c.correction_ms,
+            skew_warn_s: self.ctx.clock_skew_warn_s,
+            skewed: c.offset_to_parent_ms.is_some_and(|o| self.skewed(o)),
         }
     }
 
@@ -504,6 +550,7 @@ pub async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<StatusView>> {
         certificate,
         restoring,
         sink: api.ctx.sink.as_ref().map(|s| s.view(crate::state::now_ms())),
+        clock: api.clock_status(),
     }))
 }
 
@@ -533,6 +580,8 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> ApiResult<impl IntoResponse
             backlog: backlogs.get(&p.id).copied().unwrap_or(0),
             held_for_older_peer: held.get(&p.id).copied().unwrap_or(0),
             stats: p.stats,
+            clock_offset_ms: p.clock.map(|c| c.offset_ms),
+            clock_rtt_ms: p.clock.map(|c| c.rtt_ms),
         })
         .collect();
     let (last_seq, durable_seq) = api.state.inspect(|e| (e.last_seq(), e.durable_seq()));

@@ -49,14 +49,16 @@ pub struct PostingView {
     pub updated_at: String,
     /// Published by this node: only then may it be changed here.
     pub own: bool,
-    /// Past its `valid_until` by this node's clock. Its origin closes it at
-    /// the next local midnight check; until that version arrives here it
-    /// does not count as open.
+    /// Past its `valid_until` by this node's corrected time (the
+    /// province's clock, whatever this office's clock says). Its origin
+    /// closes it at the local midnight of its own corrected time; until that
+    /// version arrives here it does not count as open.
     pub expired: bool,
 }
 
 impl PostingView {
-    pub fn new(me: &NodeId, rec: &Record, p: &Posting, filled: u32) -> PostingView {
+    /// `now`: the corrected time (`NodeState::corrected_now_ms`).
+    pub fn new(me: &NodeId, rec: &Record, p: &Posting, filled: u32, now: u64) -> PostingView {
         PostingView {
             id: rec.id.clone(),
             origin: rec.origin.clone(),
@@ -76,15 +78,20 @@ impl PostingView {
             created_at: iso_time(p.created_at),
             updated_at: iso_time(p.updated_at),
             own: &rec.origin == me,
-            expired: jobmesh_protocol::rules::is_expired(p, crate::state::now_ms()),
+            expired: jobmesh_protocol::rules::is_expired(p, now),
         }
     }
 
     /// The view of a stored posting record, reading its fill total.
-    pub fn load<K: Kv + ?Sized>(kv: &K, me: &NodeId, rec: &Record) -> Result<Option<PostingView>, StoreError> {
+    pub fn load<K: Kv + ?Sized>(
+        kv: &K,
+        me: &NodeId,
+        rec: &Record,
+        now: u64,
+    ) -> Result<Option<PostingView>, StoreError> {
         let Body::Posting(p) = &rec.body else { return Ok(None) };
         let filled = store::filled(kv, &rec.id)?;
-        Ok(Some(PostingView::new(me, rec, p, filled)))
+        Ok(Some(PostingView::new(me, rec, p, filled, now)))
     }
 
     /// Open with positions left, and not past its `valid_until`.

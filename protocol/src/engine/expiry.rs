@@ -2,7 +2,8 @@
 //!
 //! A posting's `valid_until` is the last local day on which it is valid, so
 //! it can only expire at a local midnight: the engine looks once when it
-//! opens and then at every local midnight (see [`next_check_at`]), and
+//! opens and then at every local midnight of its corrected time (the
+//! province's clock, see [`super::clock`]; [`next_check_at`]), and
 //! writes each expired open posting of its own as a new version with status
 //! `closed`. That version replicates like any edit, so the posting leaves
 //! the open counts and the board everywhere it is held.
@@ -22,10 +23,39 @@ pub(super) fn next_check_at(now_ms: u64) -> u64 {
     (next_day * 86_400_000 - time::LOCAL_OFFSET_MS).max(0) as u64
 }
 
+/// The first millisecond of a local day (UTC+8).
+fn day_start_ms(day: i32) -> u64 {
+    (i64::from(day) * 86_400_000 - time::LOCAL_OFFSET_MS).max(0) as u64
+}
+
 impl<K: Kv> Engine<K> {
-    /// Close every own open posting past its `valid_until` at `now`, each
-    /// as a new version. Returns how many were closed.
+    /// When (by this node's clock) own postings are next checked for
+    /// expiry: at once after open, then at the next local midnight of the
+    /// corrected time. Computed from the correction as it stands, so a
+    /// correction measured after the check was planned moves it.
+    pub(super) fn next_expiry_at(&self) -> Option<u64> {
+        if self.restoring() {
+            return None;
+        }
+        let Some(day) = self.expiry_checked_day else {
+            // The first check waits (a little) for the clock to be measured
+            // from above, so a fast clock does not close postings early.
+            let waits = self.parent.is_some() && !self.clock_measured;
+            return Some(if waits {
+                self.now.max(self.opened_at + super::clock::CLOCK_FIRST_WAIT_MS)
+            } else {
+                self.now
+            });
+        };
+        let midnight = next_check_at(day_start_ms(day));
+        Some((midnight as i64).saturating_sub(self.clock_correction_ms).max(0) as u64)
+    }
+
+    /// Close every own open posting past its `valid_until` at `now` (this
+    /// node's clock; judged and stamped by the corrected time), each as a
+    /// new version. Returns how many were closed.
     pub fn close_expired(&mut self, now: u64) -> Result<usize, StoreError> {
+        let at = self.corrected(now);
         let prefix = RecordId::origin_prefix(&self.me, Kind::Posting);
         let mut expired = Vec::new();
         let mut after: Option<String> = None;
@@ -33,10 +63,10 @@ impl<K: Kv> Engine<K> {
             let batch = store::list_records(&self.kv, Kind::Posting, &prefix, after.as_deref(), SCAN_PAGE)?;
             for sr in &batch {
                 if let Body::Posting(p) = &sr.record.body {
-                    if p.status == PostingStatus::Open && rules::is_expired(p, now) {
+                    if p.status == PostingStatus::Open && rules::is_expired(p, at) {
                         let mut closed = p.clone();
                         closed.status = PostingStatus::Closed;
-                        closed.updated_at = now;
+                        closed.updated_at = at.max(p.updated_at);
                         expired.push(Record {
                             id: sr.record.id.clone(),
                             origin: self.me.clone(),
@@ -53,7 +83,7 @@ impl<K: Kv> Engine<K> {
         }
         let n = expired.len();
         for chunk in expired.chunks(SCAN_PAGE) {
-            match self.write_local(chunk.to_vec(), now) {
+            match self.write_local(chunk.to_vec(), self.now) {
                 Ok(_) => {}
                 Err(crate::engine::local::WriteError::Store(e)) => return Err(e),
                 // A stored posting that no longer validates stays as it is:

@@ -261,6 +261,7 @@ impl<K: Kv> Engine<K> {
                 pending_ages: Vec::new(),
             },
         );
+        self.clock_link_up(peer);
         let hello = self.hello(peer, false)?;
         self.transmits.push_back(hello);
         Ok(())
@@ -307,6 +308,14 @@ impl<K: Kv> Engine<K> {
             Frame::V2(FrameV2::Revocations(_)) => Ok(()),
             Frame::V2(FrameV2::SummaryAges(a)) => {
                 self.on_summary_ages(peer, a);
+                Ok(())
+            }
+            Frame::V2(FrameV2::ClockProbe(p)) => {
+                self.on_clock_probe(peer, p);
+                Ok(())
+            }
+            Frame::V2(FrameV2::ClockEcho(e)) => {
+                self.on_clock_echo(peer, e);
                 Ok(())
             }
         }
@@ -381,6 +390,9 @@ impl<K: Kv> Engine<K> {
             let hello = self.hello(peer, true)?;
             self.transmits.push_back(hello);
         }
+        // The first clock sample right after the hellos (a no-op until the
+        // peer's capabilities are known, and while one is not yet due).
+        self.clock_probe(peer);
         self.pump(peer)?;
         Ok(())
     }
@@ -644,6 +656,7 @@ impl<K: Kv> Engine<K> {
     }
 
     pub(super) fn link_timeout(&mut self, peer: &NodeId, now: u64) -> Result<(), StoreError> {
+        self.clock_probe(peer);
         let cfg = self.cfg.clone();
         let Some(link) = self.links.get(peer) else { return Ok(()) };
         if !link.they_saw_ours && now >= link.hello_sent_at + cfg.hello_retry_ms {

@@ -225,7 +225,9 @@ impl<K: Kv> Engine<K> {
         local: Vec<(Vec<u8>, Vec<u8>)>,
         now: u64,
     ) -> Result<Written, WriteError> {
-        self.now = self.now.max(now);
+        // Record times are already corrected (see `super::clock`); the
+        // engine's own clock is not moved by them.
+        let _ = now;
         if self.restoring() {
             return Err(WriteError::Restoring);
         }
@@ -249,6 +251,8 @@ impl<K: Kv> Engine<K> {
 
     /// Publish a posting; its audience defaults to this node's subtree.
     pub fn create_posting(&mut self, p: NewPosting, now: u64) -> Result<Written, WriteError> {
+        // Record times are the corrected time (see `clock`).
+        let now = self.corrected(now);
         let rec = self.posting_record(p, now)?;
         self.write_local(vec![rec], now)
     }
@@ -300,7 +304,7 @@ impl<K: Kv> Engine<K> {
         if items.len() > MAX_KEYED_BATCH {
             return Err(WriteError::Invalid(format!("at most {MAX_KEYED_BATCH} records in one write")));
         }
-        self.now = self.now.max(now);
+        let now = self.corrected(now);
         if self.restoring() {
             return Err(WriteError::Restoring);
         }
@@ -350,6 +354,8 @@ impl<K: Kv> Engine<K> {
 
     /// Change a posting published here.
     pub fn update_posting(&mut self, id: &RecordId, patch: PostingPatch, now: u64) -> Result<Written, WriteError> {
+        // Record times are the corrected time (see `clock`).
+        let now = self.corrected(now);
         let held = store::get_record(&self.kv, id)?
             .filter(|s| s.record.kind() == Kind::Posting)
             .ok_or_else(|| WriteError::NotFound { field: "posting", id: id.to_string() })?;
@@ -406,7 +412,7 @@ impl<K: Kv> Engine<K> {
             });
         }
         posting_rules(&p)?;
-        p.updated_at = now;
+        p.updated_at = now.max(p.updated_at);
         let rec = Record {
             id: id.clone(),
             origin: self.me.clone(),
@@ -418,6 +424,8 @@ impl<K: Kv> Engine<K> {
 
     /// Register a job seeker here.
     pub fn register_worker(&mut self, w: NewWorker, now: u64) -> Result<Written, WriteError> {
+        // Record times are the corrected time (see `clock`).
+        let now = self.corrected(now);
         let rec = self.worker_record(w, now)?;
         self.write_local(vec![rec], now)
     }
@@ -457,6 +465,8 @@ impl<K: Kv> Engine<K> {
         posting_id: &RecordId,
         now: u64,
     ) -> Result<Written, WriteError> {
+        // Record times are the corrected time (see `clock`).
+        let now = self.corrected(now);
         let worker = store::get_record(&self.kv, worker_id)?
             .and_then(|s| match s.record.body {
                 Body::Worker(w) => Some((s.record.origin, w)),
@@ -536,6 +546,8 @@ impl<K: Kv> Engine<K> {
 
     /// Record a service matter handled here.
     pub fn open_matter(&mut self, m: NewMatter, now: u64) -> Result<Written, WriteError> {
+        // Record times are the corrected time (see `clock`).
+        let now = self.corrected(now);
         let rec = self.matter_record(m, now)?;
         self.write_local(vec![rec], now)
     }
@@ -567,6 +579,8 @@ impl<K: Kv> Engine<K> {
 
     /// Change a matter recorded here (resolve it, correct its fields).
     pub fn update_matter(&mut self, id: &RecordId, patch: MatterPatch, now: u64) -> Result<Written, WriteError> {
+        // Record times are the corrected time (see `clock`).
+        let now = self.corrected(now);
         let held = store::get_record(&self.kv, id)?
             .filter(|s| s.record.kind() == Kind::Matter)
             .ok_or_else(|| WriteError::NotFound { field: "matter", id: id.to_string() })?;
@@ -597,7 +611,7 @@ impl<K: Kv> Engine<K> {
         }
         let version = if m == before { held.record.version } else { held.record.version + 1 };
         if m != before {
-            m.updated_at = now;
+            m.updated_at = now.max(m.updated_at);
         }
         let rec = Record { id: id.clone(), origin: self.me.clone(), version, body: Body::Matter(m) };
         if version == held.record.version {

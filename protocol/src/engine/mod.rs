@@ -19,6 +19,7 @@
 //! Architecture invariant: nothing that is not durable on this node is ever
 //! acknowledged to a peer or sent to one.
 
+pub mod clock;
 mod expiry;
 mod link;
 pub mod local;
@@ -38,6 +39,7 @@ use crate::routing::RejectReason;
 use crate::store::{self, u64_value, Change, META_COUNTER, META_FORMAT, META_NODE, META_SEQ, STORE_FORMAT};
 use crate::wire::Frame;
 
+pub use clock::ClockEstimate;
 pub use link::LinkStats;
 
 /// Tunables, with limits on everything that grows.
@@ -202,15 +204,23 @@ pub struct Engine<K: Kv> {
     /// a clock set back (by hand, across a restart) never makes the
     /// summary's time go backwards.
     summary_stamp: u64,
-    /// When to next close own postings past their `valid_until` (0: at the
-    /// first timeout after open). See [`expiry`].
-    next_expiry_at: u64,
     now: u64,
     /// Own records still to come back from the parent after a restore.
     restore: Option<restore::Pending>,
     /// The backup's last journal sequence, on a restored store.
     restored_at: Option<u64>,
     restore_recovered: u64,
+    /// Clock measurements per peer (see [`clock`]), kept while links are down.
+    clocks: BTreeMap<NodeId, clock::LinkClock>,
+    /// Corrected time minus this node's clock (see [`clock`]).
+    clock_correction_ms: i64,
+    /// The correction has been measured from above since open.
+    clock_measured: bool,
+    /// This node's clock when the engine was opened.
+    opened_at: u64,
+    /// The corrected local day whose expiries have been closed (`None`
+    /// until the first check after open). See [`expiry`].
+    expiry_checked_day: Option<i32>,
 }
 
 impl<K: Kv> Engine<K> {
@@ -282,11 +292,15 @@ impl<K: Kv> Engine<K> {
             summary_dirty: true,
             last_summary_at,
             summary_stamp,
-            next_expiry_at: 0,
             now,
             restore,
             restored_at,
             restore_recovered: 0,
+            clocks: BTreeMap::new(),
+            clock_correction_ms: 0,
+            clock_measured: false,
+            opened_at: now,
+            expiry_checked_day: None,
         };
         engine.restore_without_parent()?;
         Ok(engine)
@@ -452,7 +466,8 @@ impl<K: Kv> Engine<K> {
             .values()
             .filter_map(|l| l.next_timeout(&self.cfg))
             .chain(summary)
-            .chain([self.next_expiry_at])
+            .chain(self.next_expiry_at())
+            .chain(self.clock_timeout())
             .chain(self.restore_deadline())
             .min()
     }
@@ -468,9 +483,9 @@ impl<K: Kv> Engine<K> {
         };
         // Closing expired postings writes new versions of own records: not
         // while a restore may still bring newer ones back.
-        if now >= self.next_expiry_at && !self.restoring() {
+        if self.next_expiry_at().is_some_and(|t| now >= t) {
             self.close_expired(now)?;
-            self.next_expiry_at = expiry::next_check_at(now);
+            self.expiry_checked_day = Some(crate::time::local_day(self.corrected(now)));
         }
         // A restoring node's summary version may exist upstream already:
         // it publishes once its own records are back.
@@ -586,19 +601,23 @@ impl<K: Kv> Engine<K> {
         let id = RecordId::summary(&self.me);
         let held = store::get_record(&self.kv, &id)?;
         let version = held.map(|h| h.record.version).unwrap_or(0) + 1;
-        let stamp = now.max(self.summary_stamp);
+        // Stamped and cut by day at the corrected time (see `clock`), and
+        // never earlier than the last stamp: a clock set back does not take
+        // `generated_at` back.
+        let at = self.corrected(now);
+        let stamp = at.max(self.summary_stamp);
         let rec = crate::record::Record {
             id,
             origin: self.me.clone(),
             version,
             body: crate::record::Body::Summary(crate::record::Summary {
                 generated_at: stamp,
-                figures: self.figures.for_publication(now),
+                figures: self.figures.for_publication(at),
             }),
         };
         let mut a = store::Applier::new(&self.kv, self.last_seq);
         a.merge(rec)?;
-        if let Some(m) = self.matters_summary_record(now)? {
+        if let Some(m) = self.matters_summary_record(stamp)? {
             a.merge(m)?;
         }
         let finished = a.finish();

@@ -214,6 +214,10 @@ pub struct Mesh {
     pub(super) failover: Option<super::failover::Failover>,
     /// A node in a long outage stays down until this time.
     pub(super) held_down_until: Vec<u64>,
+    /// Each node's clock minus the true time (`now`).
+    clock_offsets: Vec<i64>,
+    /// A step back waiting for the node's next start.
+    clock_next: Vec<Option<i64>>,
 }
 
 /// Simulated clock start: 2026-11-29 00:00 UTC, so that figures by day look real.
@@ -269,6 +273,8 @@ impl Mesh {
             topology: topology.clone(),
             failover: None,
             held_down_until: vec![0; topology.offices.len()],
+            clock_offsets: vec![0; topology.offices.len()],
+            clock_next: vec![None; topology.offices.len()],
         };
         for i in 0..mesh.nodes.len() {
             mesh.start_node(i);
@@ -329,9 +335,61 @@ impl Mesh {
         self.queue.push(Reverse(Ev { at, seq: self.seq, kind }));
     }
 
+    /// Node `i`'s clock now.
+    pub fn clock(&self, i: usize) -> u64 {
+        (self.now as i64 + self.clock_offsets[i]).max(0) as u64
+    }
+
+    /// Node `i`'s clock minus the true time.
+    pub fn clock_offset(&self, i: usize) -> i64 {
+        self.clock_next[i].unwrap_or(self.clock_offsets[i])
+    }
+
+    /// Set node `i`'s clock `off` ms from the true time. A step back on a
+    /// running node waits for its next start: the node's clock follows the
+    /// system clock forward only while it runs.
+    pub fn set_clock_offset(&mut self, i: usize, off: i64) {
+        if self.is_up(i) && off < self.clock_offsets[i] {
+            self.clock_next[i] = Some(off);
+        } else {
+            self.clock_offsets[i] = off;
+            self.clock_next[i] = None;
+        }
+    }
+
+    /// Oracle: every node's corrected time is the root's (true) time within
+    /// a second per hop, whatever its clock says.
+    pub fn clocks_corrected(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for i in 0..self.len() {
+            let Some(e) = self.engine(i) else { continue };
+            let root = (0..self.len()).find(|&r| self.parent_of(r).is_none()).unwrap_or(0);
+            let truth = self.clock(root) as i64;
+            let got = e.corrected(self.clock(i)) as i64;
+            let bound = 1_000 * self.id(i).depth() as i64;
+            if (got - truth).abs() > bound {
+                problems.push(format!(
+                    "{}: corrected time {got} is {} ms off the root's (clock offset {})",
+                    self.id(i),
+                    got - truth,
+                    self.clock_offsets[i]
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+
     fn start_node(&mut self, i: usize) {
         let Some(kv) = self.nodes[i].down_kv.take() else { return };
-        let mut engine = Engine::open(self.nodes[i].id.clone(), kv, self.engine_cfg.clone(), self.now)
+        if let Some(off) = self.clock_next[i].take() {
+            self.clock_offsets[i] = off;
+        }
+        let now = self.clock(i);
+        let mut engine = Engine::open(self.nodes[i].id.clone(), kv, self.engine_cfg.clone(), now)
             .unwrap_or_else(|e| panic!("open {}: {e}", self.nodes[i].id));
         engine.expect_offices(&self.topology);
         if self.failover.is_some() {
@@ -494,8 +552,9 @@ impl Mesh {
         let version = self.speaks[child].min(self.speaks[parent]);
         if want {
             for (a, b) in [(child, &pid), (parent, &cid)] {
+                let now = self.clock(a);
                 if let Some(e) = self.nodes[a].engine.as_mut() {
-                    if let Err(err) = e.link_up_at(b, version, self.now) {
+                    if let Err(err) = e.link_up_at(b, version, now) {
                         panic!("link_up {} -> {b}: {err}", self.nodes[a].id);
                     }
                 }
@@ -548,6 +607,8 @@ impl Mesh {
             self.push(at, EvKind::Flushed { node: i, incarnation, ticket });
         }
         if let Some(t) = timeout {
+            // The engine's instant is on its own clock.
+            let t = (t as i64 - self.clock_offsets[i]).max(0) as u64;
             let t = t.max(self.now + 1);
             if self.nodes[i].timer_at.is_none_or(|cur| t < cur || cur <= self.now) {
                 self.nodes[i].timer_at = Some(t);
@@ -611,7 +672,7 @@ impl Mesh {
                     Err(e) => panic!("a frame the engine encoded did not decode: {e}"),
                 };
                 let peer = self.nodes[from].id.clone();
-                let now = self.now;
+                let now = self.clock(to);
                 let Some(engine) = self.nodes[to].engine.as_mut() else { return true };
                 if let Err(e) = engine.handle_frame(&peer, frame, now) {
                     if matches!(e, crate::engine::LinkError::Store(_)) {
@@ -647,7 +708,7 @@ impl Mesh {
                     return true;
                 }
                 self.nodes[node].flushing = false;
-                let now = self.now;
+                let now = self.clock(node);
                 if let Some(engine) = self.nodes[node].engine.as_mut() {
                     // The flush made durable what was written when it began
                     // (and possibly more; MemKv flushes all it has).
@@ -708,10 +769,10 @@ impl Mesh {
                 if self.nodes[node].incarnation != incarnation {
                     return true;
                 }
-                let now = self.now;
-                if self.nodes[node].timer_at.is_some_and(|t| t <= now) {
+                if self.nodes[node].timer_at.is_some_and(|t| t <= self.now) {
                     self.nodes[node].timer_at = None;
                 }
+                let now = self.clock(node);
                 if let Some(engine) = self.nodes[node].engine.as_mut() {
                     if engine.poll_timeout().is_some_and(|t| t <= now) && engine.handle_timeout(now).is_err() {
                         self.store_failed(node);

@@ -88,6 +88,12 @@ pub struct Scenario {
     pub failover: Option<Failover>,
     /// How long a long outage lasts, simulated ms.
     pub outage_ms: u64,
+    /// Each node's clock starts off the true time by up to this, either way.
+    pub clock_skew_ms: u64,
+    /// Faults include clocks set an hour forward or back (a step back takes
+    /// effect at the node's next start, as the node's clock ignores it while
+    /// it runs; see `node/src/state.rs`).
+    pub clock_jumps: bool,
 }
 
 /// What a passing run measured.
@@ -139,6 +145,12 @@ impl Scenario {
         let mut next_write = start + interval(&mut rng, self.write_every_ms.max(1));
         let mut next_fault =
             if self.fault_every_ms > 0 { start + interval(&mut rng, self.fault_every_ms) } else { u64::MAX };
+        if self.clock_skew_ms > 0 {
+            for i in 0..mesh.len() {
+                let off = rng.below(2 * self.clock_skew_ms + 1) as i64 - self.clock_skew_ms as i64;
+                mesh.set_clock_offset(i, off);
+            }
+        }
         for i in 0..mesh.len() {
             if rng.chance(self.previous_release_share) {
                 mesh.run_previous_release(i);
@@ -166,6 +178,11 @@ impl Scenario {
             }
             if t == next_fault {
                 self.fault(&mut mesh, &mut rng);
+                if self.clock_jumps && rng.chance(0.1) {
+                    let i = rng.below(mesh.len() as u64) as usize;
+                    let step = if rng.chance(0.5) { 3_600_000 } else { -3_600_000 };
+                    mesh.set_clock_offset(i, mesh.clock_offset(i) + step);
+                }
                 next_fault = t + interval(&mut rng, self.fault_every_ms);
                 if rng.chance(0.1) {
                     let old: Vec<usize> = (0..mesh.len()).filter(|&i| mesh.speaks(i) == 1).collect();
@@ -197,7 +214,7 @@ impl Scenario {
                 return Err(fail(format!("safety violated after heal:\n{}", v.join("\n"))));
             }
             if mesh.quiet() {
-                match mesh.converged() {
+                match mesh.converged().and_then(|()| mesh.clocks_corrected()) {
                     Ok(()) => break,
                     Err(e) => last = e,
                 }
@@ -320,7 +337,7 @@ pub fn fan_out(topology: &Topology, net: NetConfig, seed: u64) -> (usize, u64) {
 impl Mesh {
     /// Publish one posting at node `i` for `audience`; its id.
     pub fn write_posting_for(&mut self, i: usize, audience: &NodeId) -> crate::record::RecordId {
-        let now = self.now;
+        let now = self.clock(i);
         let w = self
             .engine_for_tests(i)
             .create_posting(

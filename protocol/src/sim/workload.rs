@@ -41,7 +41,7 @@ impl Mesh {
             // The previous release has no service matters.
             roll = 70;
         }
-        let now = self.now;
+        let now = self.clock(i);
         let me = self.id(i).clone();
         let result = if roll < 35 {
             let audience = self.pick_audience(i);
