@@ -29,11 +29,16 @@ pub struct BatchRow {
     pub cells: BTreeMap<String, String>,
 }
 
+/// Largest line number: 2^53 − 1, the largest integer every JSON reader
+/// (read as a double) tells apart from its neighbours, so that 2^53 + 1,
+/// read as 2^53, is refused rather than taken for another line.
+pub const MAX_LINE: u64 = (1 << 53) - 1;
+
 /// A line number written as an integer or a whole float (`17.0`, as some
-/// JSON writers spell every number).
+/// JSON writers spell every number), at most [`MAX_LINE`].
 fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let f = f64::deserialize(d)?;
-    if f >= 0.0 && f.fract() == 0.0 && f < 1.8e19 {
+    if f >= 0.0 && f.fract() == 0.0 && f <= MAX_LINE as f64 {
         Ok(f as u64)
     } else {
         Err(serde::de::Error::custom(format!("{f} is not a line number")))

@@ -321,7 +321,7 @@ pub fn any_record_id_regex() -> String {
     let suffixes: Vec<String> = Kind::ALL
         .iter()
         .map(|k| match k {
-            Kind::Summary | Kind::MattersSummary => format!("{}", k.letter() as char),
+            Kind::Summary | Kind::MattersSummary | Kind::Health => format!("{}", k.letter() as char),
             Kind::Fill => format!("{}~{}", k.letter() as char, record_id_regex(Kind::Posting)),
             _ => format!("{}[1-9][0-9]*", k.letter() as char),
         })
@@ -469,7 +469,10 @@ named_schema!(
                         .schema_type(Type::Object)
                         .property(
                             "line",
-                            ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(1u64 << 53)),
+                            ObjectBuilder::new()
+                                .schema_type(Type::Integer)
+                                .minimum(Some(0))
+                                .maximum(Some(jobmesh_import::wire::MAX_LINE)),
                         )
                         .property(
                             "cells",
