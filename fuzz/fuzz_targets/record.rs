@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
             Body::Placement(l) => Some(Figures::of_placement(l)),
             Body::Fill(_) => Some(Figures::of_fill()),
             Body::Summary(s) => Some(s.figures.clone()),
-            Body::Matter(_) | Body::MattersSummary(_) => None,
+            Body::Matter(_) | Body::MattersSummary(_) | Body::Health(_) => None,
         };
         if let Some(f) = f {
             let mut sum = Figures::default();
